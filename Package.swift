@@ -1,0 +1,35 @@
+// swift-tools-version: 6.1
+// Kiln: QBE IL compiled to x86-64 in memory, with code managed like a heap.
+// Targets import one way only: KilnIL (front end) and KilnX64 (encoder) know
+// nothing of each other or of anything above them.
+import PackageDescription
+
+let package = Package(
+    name: "Kiln",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "kiln", targets: ["kiln"]),
+        .library(name: "KilnIL", targets: ["KilnIL"]),
+        .library(name: "KilnX64", targets: ["KilnX64"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Text to checked IR: lexer, parser, IR, verifier, printer.
+        .target(name: "KilnIL"),
+        // x86-64 machine-code encoder: bytes and registers, no IL.
+        .target(name: "KilnX64"),
+        .executableTarget(
+            name: "kiln",
+            dependencies: [
+                "KilnIL",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Benchmark harness: prints its figures, never part of the test suite.
+        .executableTarget(name: "kiln-bench", dependencies: ["KilnIL"]),
+        .testTarget(name: "KilnILTests", dependencies: ["KilnIL"], resources: [.copy("Inputs")]),
+        .testTarget(name: "KilnX64Tests", dependencies: ["KilnX64"]),
+    ]
+)

@@ -1,0 +1,83 @@
+// The `kiln` command: one subcommand per job a user of an IL compiler has.
+//
+// Each subcommand reads its files, runs the front end and reports diagnostics
+// on stderr as `file:line:col: severity: message` with the offending line.
+
+import ArgumentParser
+import Foundation
+import KilnIL
+
+@main
+struct Kiln: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kiln",
+        abstract: "Compile QBE IL to x86-64 machine code in memory and manage it like a heap.",
+        discussion: """
+            Kiln reads the textual IL of the QBE compiler backend (plus a small superset for \
+            managed references, see docs/IL-EXTENSIONS.md).
+            """,
+        subcommands: [Check.self]
+    )
+}
+
+/// Reads a file as bytes; a clear message on failure.
+func readSource(_ path: String) throws -> SourceFile {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        var isDirectory: ObjCBool = false
+        let reason = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
+            ? (isDirectory.boolValue ? "is a directory" : "cannot be read") : "no such file"
+        throw ValidationError("\(path): \(reason)")
+    }
+    return SourceFile(name: path, bytes: [UInt8](data))
+}
+
+/// Writes text to standard error.
+func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Parse and verify IL files; report every error.",
+        discussion: """
+            Exits with status 0 when every file is valid and 1 otherwise. Each problem is \
+            printed to standard error as `file:line:col: error: message`, followed by the \
+            offending line and a caret under the column. All errors of a file are reported, \
+            not only the first; warnings do not change the exit status.
+            """
+    )
+
+    @Argument(help: "IL files to check.")
+    var files: [String]
+
+    @Flag(name: .long, help: "Print each valid module back as IL on standard output.")
+    var print = false
+
+    @Flag(name: .long, help: "Do not print warnings.")
+    var noWarnings = false
+
+    func run() throws {
+        var failed = false
+        for path in files {
+            let source: SourceFile
+            do {
+                source = try readSource(path)
+            } catch {
+                printError("\(path): error: \(error)")
+                failed = true
+                continue
+            }
+            let (module, diagnostics) = parseAndVerify(source)
+            for diagnostic in diagnostics where !(noWarnings && diagnostic.severity == .warning) {
+                printError(diagnostic.rendered)
+            }
+            let hasErrors = diagnostics.contains { $0.severity == .error }
+            if hasErrors {
+                failed = true
+            } else if print {
+                Swift.print(module.printed(), terminator: "")
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
