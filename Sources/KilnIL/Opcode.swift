@@ -147,7 +147,7 @@ private let operandTable: [[(OperandClass, OperandClass)]] = Opcode.allCases.map
     case .sltof, .ultof: row("eelle", "eexxe")
     case .cast: row("sdwle", "xxxxe")
     case .alloc4, .alloc8, .alloc16: row("eleee", "exeee")
-    case .vaarg: row("mmmmm", "xxxxx")
+    case .vaarg: row("mmmme", "xxxxe")
     case .vastart: row("meeee", "xeeee")
     case .copy: row("wlsdr", "xxxxx")
     case .dbgloc: row("weeee", "weeee")
