@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .executable(name: "kiln", targets: ["kiln"]),
         .library(name: "KilnIL", targets: ["KilnIL"]),
+        .library(name: "KilnPasses", targets: ["KilnPasses"]),
         .library(name: "KilnX64", targets: ["KilnX64"]),
     ],
     dependencies: [
@@ -18,18 +19,22 @@ let package = Package(
     targets: [
         // Text to checked IR: lexer, parser, IR, verifier, printer.
         .target(name: "KilnIL"),
+        // Passes over the IR: control flow, SSA construction, optimisations.
+        .target(name: "KilnPasses", dependencies: ["KilnIL"]),
         // x86-64 machine-code encoder: bytes and registers, no IL.
         .target(name: "KilnX64"),
         .executableTarget(
             name: "kiln",
             dependencies: [
                 "KilnIL",
+                "KilnPasses",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Benchmark harness: prints its figures, never part of the test suite.
         .executableTarget(name: "kiln-bench", dependencies: ["KilnIL"]),
         .testTarget(name: "KilnILTests", dependencies: ["KilnIL"], resources: [.copy("Inputs")]),
+        .testTarget(name: "KilnPassesTests", dependencies: ["KilnIL", "KilnPasses"]),
         .testTarget(name: "KilnX64Tests", dependencies: ["KilnX64"]),
     ]
 )

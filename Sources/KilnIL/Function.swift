@@ -142,6 +142,14 @@ public struct Phi: Sendable {
     public var argumentStart: UInt32
     public var argumentCount: UInt32
     public var location: SourceLocation
+
+    public init(to: Value, cls: Class, argumentStart: UInt32, argumentCount: UInt32, location: SourceLocation) {
+        self.to = to
+        self.cls = cls
+        self.argumentStart = argumentStart
+        self.argumentCount = argumentCount
+        self.location = location
+    }
 }
 
 /// One incoming value of a phi.
@@ -149,6 +157,12 @@ public struct PhiArgument: Sendable {
     public var block: BlockID
     public var value: Value
     public var location: SourceLocation
+
+    public init(block: BlockID, value: Value, location: SourceLocation) {
+        self.block = block
+        self.value = value
+        self.location = location
+    }
 }
 
 /// How a block ends.

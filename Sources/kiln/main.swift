@@ -6,6 +6,7 @@
 import ArgumentParser
 import Foundation
 import KilnIL
+import KilnPasses
 
 @main
 struct Kiln: ParsableCommand {
@@ -36,6 +37,8 @@ func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
 
+extension Pass: ExpressibleByArgument {}
+
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Parse and verify IL files; report every error.",
@@ -56,6 +59,12 @@ struct Check: ParsableCommand {
     @Flag(name: .long, help: "Do not print warnings.")
     var noWarnings = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Run the passes up to PASS and print the module as IL after it.",
+        discussion: "Passes, in order: \(Pass.allCases.map(\.rawValue).joined(separator: ", ")).",
+        valueName: "PASS"))
+    var dumpAfter: Pass?
+
     func run() throws {
         var failed = false
         for path in files {
@@ -74,6 +83,11 @@ struct Check: ParsableCommand {
             let hasErrors = diagnostics.contains { $0.severity == .error }
             if hasErrors {
                 failed = true
+            } else if let last = dumpAfter {
+                var module = module
+                runPipeline(&module, until: last) { pass, module in
+                    if pass == last { Swift.print(module.printed(), terminator: "") }
+                }
             } else if print {
                 Swift.print(module.printed(), terminator: "")
             }
