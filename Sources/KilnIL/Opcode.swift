@@ -187,19 +187,27 @@ let reservedNameCount = Keyword.allCases.count + Int(Opcode.firstStructural.rawV
 
 extension NameTable {
     /// A table with the keywords and public opcode names at their reserved indices.
-    public static func withKeywords() -> NameTable {
-        var table = NameTable()
-        for keyword in Keyword.allCases {
-            let name = table.intern(keyword.text)
-            precondition(name.index == keyword.rawValue, "keyword \(keyword) interned twice")
-        }
-        for op in Opcode.allCases where op.isPublic {
-            _ = table.intern(op.name)
-        }
-        precondition(table.count == reservedNameCount, "an opcode name collides with a keyword")
-        return table
-    }
+    ///
+    /// Every module starts from one shared copy, built once: spelling the keywords
+    /// goes through reflection, which costs more than parsing a small file.
+    public static func withKeywords() -> NameTable { keywordTable }
+}
 
+/// The keyword table every module starts from.
+private let keywordTable: NameTable = {
+    var table = NameTable()
+    for keyword in Keyword.allCases {
+        let name = table.intern(keyword.text)
+        precondition(name.index == keyword.rawValue, "keyword \(keyword) interned twice")
+    }
+    for op in Opcode.allCases where op.isPublic {
+        _ = table.intern(op.name)
+    }
+    precondition(table.count == reservedNameCount, "an opcode name collides with a keyword")
+    return table
+}()
+
+extension NameTable {
     /// The keyword a name spells, if any.
     @inlinable public func keyword(_ name: Name) -> Keyword? {
         name.index < UInt32(Keyword.allCases.count) ? Keyword(rawValue: name.index) : nil

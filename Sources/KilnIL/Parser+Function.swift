@@ -249,9 +249,12 @@ extension Parser {
             } else {
                 let result = try value(next())
                 if function.returnType == nil {
-                    throw fail("ret with a value in a function that returns nothing", at: token)
+                    // Still a jump: reporting it as missing too would be a second, false error.
+                    diagnostics.error("ret with a value in a function that returns nothing", at: token.location)
+                    try endBlock(current, Jump(kind: .ret, at: token.location))
+                } else {
+                    try endBlock(current, Jump(kind: .retValue, arg: result, at: token.location))
                 }
-                try endBlock(current, Jump(kind: .retValue, arg: result, at: token.location))
             }
         case (.word, .hlt):
             try endBlock(current, Jump(kind: .hlt, at: token.location))

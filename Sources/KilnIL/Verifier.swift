@@ -60,11 +60,18 @@ struct Verifier {
     // MARK: Module level
 
     mutating func checkDefinitions() {
-        for function in module.functions {
-            define(function.name, at: function.location, isThread: false, isFunction: true)
-        }
-        for data in module.data {
-            define(data.name, at: data.location, isThread: data.linkage.isThread, isFunction: false)
+        // In file order, so that "defined twice" points at the second definition in the text.
+        for definition in module.definitions {
+            switch definition {
+            case .function(let index):
+                let function = module.functions[index]
+                define(function.name, at: function.location, isThread: false, isFunction: true)
+            case .data(let index):
+                let data = module.data[index]
+                define(data.name, at: data.location, isThread: data.linkage.isThread, isFunction: false)
+            case .type, .debugFile:
+                break
+            }
         }
         for data in module.data { checkData(data) }
         checkTypes()
