@@ -21,20 +21,33 @@ let package = Package(
         .target(name: "KilnIL"),
         // Passes over the IR: control flow, SSA construction, optimisations.
         .target(name: "KilnPasses", dependencies: ["KilnIL"]),
+        // IR to machine code: instruction selection, register allocation, emission.
+        .target(name: "KilnCodegen", dependencies: ["KilnIL", "KilnPasses", "KilnX64", "KilnCode"]),
         // x86-64 machine-code encoder: bytes and registers, no IL.
         .target(name: "KilnX64"),
+        // Code and data objects with their relocation records: the unit of linking.
+        .target(name: "KilnCode"),
+        // C shim for what Swift cannot reach: memfd_create, the __thread block of thread data.
+        .target(name: "CKilnShim"),
+        // Loads compiled modules into executable memory, links and runs them; kiln test.
+        .target(name: "KilnLoader", dependencies: ["KilnCode", "CKilnShim"]),
         .executableTarget(
             name: "kiln",
             dependencies: [
                 "KilnIL",
                 "KilnPasses",
+                "KilnCodegen",
+                "KilnCode",
+                "KilnLoader",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Benchmark harness: prints its figures, never part of the test suite.
-        .executableTarget(name: "kiln-bench", dependencies: ["KilnIL"]),
+        .executableTarget(name: "kiln-bench", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader"]),
         .testTarget(name: "KilnILTests", dependencies: ["KilnIL"], resources: [.copy("Inputs")]),
         .testTarget(name: "KilnPassesTests", dependencies: ["KilnIL", "KilnPasses"]),
+        .testTarget(name: "KilnCodegenTests", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader"]),
         .testTarget(name: "KilnX64Tests", dependencies: ["KilnX64"]),
+        .testTarget(name: "KilnLoaderTests", dependencies: ["KilnLoader", "KilnCode", "KilnX64"]),
     ]
 )

@@ -1,0 +1,67 @@
+// Everything that can go wrong while loading, linking and running a module.
+//
+// Messages name the thing the user wrote: the symbol, and the function or data
+// object that refers to it, with QBE's `$` sigil, so an error reads like the
+// IL. Loading reports every unresolved symbol at once, not the first.
+
+import KilnCode
+
+/// An external symbol that nothing defines, with every object that uses it.
+public struct UnresolvedSymbol: Hashable, Sendable, CustomStringConvertible {
+    /// The symbol as written in the IL (quotes kept for quoted names).
+    public var symbol: String
+    /// Names of the functions and data objects that refer to it, in module order.
+    public var users: [String]
+
+    public init(symbol: String, users: [String]) {
+        self.symbol = symbol
+        self.users = users
+    }
+
+    public var description: String {
+        "undefined symbol $\(symbol), used by " + users.map { "$\($0)" }.joined(separator: ", ")
+    }
+}
+
+/// Why a module could not be loaded or run.
+public enum LoadError: Error, CustomStringConvertible, Sendable {
+    /// A system call failed.
+    case system(SystemError)
+    /// A `--link` library could not be opened; the message is dlerror's.
+    case link(library: String, message: String)
+    /// Symbols that no loaded module, Kiln runtime symbol or library defines.
+    case unresolvedSymbols([UnresolvedSymbol])
+    /// A relocation's value does not fit its field.
+    case relocationOutOfRange(object: String, offset: UInt32, relocation: Relocation, value: Int64)
+    /// The module breaks a rule of `CompiledModule` (an index out of range, a field past the
+    /// end of its object, a bad alignment, a thread-local object used as plain data...).
+    case invalidModule(module: String, message: String)
+    /// The region has no room left for more code or data.
+    case regionFull(kind: String, requested: Int)
+    /// The process-wide thread-local layout has no room for this object.
+    case threadDataFull(object: String, size: Int)
+    /// `runMain` on a module without an exported `main`.
+    case noMain(module: String)
+
+    public var description: String {
+        switch self {
+        case .system(let error):
+            return error.description
+        case .link(let library, let message):
+            return "cannot link \(library): \(message)"
+        case .unresolvedSymbols(let symbols):
+            return symbols.map(\.description).joined(separator: "\n")
+        case .relocationOutOfRange(let object, let offset, let relocation, let value):
+            return "$\(object)+0x\(String(offset, radix: 16)): relocation \(relocation.kind) to "
+                + "\(relocation.target) does not fit its field (value \(value))"
+        case .invalidModule(let module, let message):
+            return "\(module): invalid compiled module: \(message)"
+        case .regionFull(let kind, let requested):
+            return "the code region has no room for \(requested) more bytes of \(kind)"
+        case .threadDataFull(let object, let size):
+            return "no room for thread-local $\(object) (\(size) bytes) in the thread block"
+        case .noMain(let module):
+            return "\(module): no exported function $main"
+        }
+    }
+}

@@ -1,0 +1,253 @@
+// Loading hand-assembled modules: placement, slots, data, relocations, errors
+// and running `main`.
+
+import KilnCode
+import KilnLoader
+import KilnX64
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct LoaderTests {
+    @Test func functionReturningAConstant() throws {
+        let loader = try Loader()
+        let module = try loader.load(CompiledModule(name: "constant", functions: [
+            assemble("answer") { buffer, _ in
+                buffer.mov(.b64, .rax, imm: 42)
+                buffer.ret()
+            },
+        ], data: []))
+        let entry = module.address(ofFunction: 0)
+        #expect(function(entry, as: NoArguments.self)() == 42)
+        #expect(loader.regionRange.contains(UInt(bitPattern: entry)))
+        #expect(UInt(bitPattern: entry) % 16 == 0)
+        #expect(module.address(ofSymbol: "answer") == entry)
+    }
+
+    @Test func callsCThroughSlots() throws {
+        let loader = try Loader()
+        let module = try loader.load(CompiledModule(name: "slots", functions: [
+            assemble("twiceLength") { buffer, relocations in
+                buffer.push(.rbx)
+                buffer.push(.r12)
+                buffer.push(.r13)
+                buffer.mov(.b64, .rbx, .rdi)
+                callThroughSlot("strlen", &buffer, &relocations)
+                buffer.mov(.b64, .r12, .rax)
+                buffer.mov(.b64, .rdi, .rbx)
+                callThroughSlot("strlen", &buffer, &relocations)
+                buffer.alu(.add, .b64, .rax, .r12)
+                buffer.pop(.r13)
+                buffer.pop(.r12)
+                buffer.pop(.rbx)
+                buffer.ret()
+            },
+        ], data: []))
+        #expect(function(module.address(ofFunction: 0), as: StringArgument.self)("hello") == 10)
+        // One slot per symbol, however many calls use it, holding the symbol's address.
+        #expect(module.slots.map(\.symbol) == ["strlen"])
+        let slot = try #require(module.slots.first)
+        #expect(slot.value == UInt(bitPattern: dlsym(nil, "strlen")))
+        #expect(UnsafeRawPointer(bitPattern: slot.address)!.load(as: UInt.self) == slot.value)
+        #expect(loader.regionRange.contains(slot.address))
+    }
+
+    @Test func readsAndWritesDataRipRelative() throws {
+        let loader = try Loader()
+        let module = try loader.load(CompiledModule(name: "counter", functions: [
+            assemble("bump") { buffer, relocations in
+                buffer.mov(.b64, .rax, Memory.rip(0))
+                relocations.ripRelative(buffer, to: .data(0))
+                buffer.alu(.add, .b64, .rax, imm: 1)
+                buffer.mov(.b64, Memory.rip(0), .rax)
+                relocations.ripRelative(buffer, to: .data(0))
+                buffer.ret()
+            },
+        ], data: [
+            DataObject(name: "count", isExported: false, isThreadLocal: false, alignment: 8,
+                       bytes: bytes(41), relocations: []),
+        ]))
+        let bump = function(module.address(ofFunction: 0), as: NoArguments.self)
+        #expect(bump() == 42)
+        #expect(bump() == 43)
+        let data = module.address(ofData: 0)
+        #expect(data.load(as: Int64.self) == 43)
+        #expect(UInt(bitPattern: data) % 8 == 0)
+        // Data is in the region but outside the code half.
+        #expect(loader.regionRange.contains(UInt(bitPattern: data)))
+        #expect(UInt(bitPattern: data) >= loader.regionRange.lowerBound + UInt(loader.regionRange.count / 2))
+    }
+
+    @Test func dataWithAbsolutePointers() throws {
+        let loader = try Loader()
+        let module = try loader.load(CompiledModule(name: "pointers", functions: [
+            assemble("seven", exported: false) { buffer, _ in
+                buffer.mov(.b64, .rax, imm: 7)
+                buffer.ret()
+            },
+        ], data: [
+            DataObject(name: "table", isExported: true, isThreadLocal: false, alignment: 8,
+                       bytes: [UInt8](repeating: 0xAA, count: 24), relocations: [
+                        Relocation(offset: 0, kind: .absolute64, target: .function(0)),
+                        Relocation(offset: 8, kind: .absolute64, target: .data(1), addend: 8),
+                        Relocation(offset: 16, kind: .absolute64, target: .external("strlen"), addend: -1),
+                       ]),
+            DataObject(name: "words", isExported: false, isThreadLocal: false, alignment: 16,
+                       bytes: bytes(1) + bytes(2), relocations: []),
+        ]))
+        let table = module.address(ofData: 0)
+        let words = UInt(bitPattern: module.address(ofData: 1))
+        #expect(table.load(as: UInt.self) == module.functions[0].address)
+        #expect(table.load(fromByteOffset: 8, as: UInt.self) == words + 8)
+        #expect(table.load(fromByteOffset: 16, as: UInt.self) == UInt(bitPattern: dlsym(nil, "strlen")) - 1)
+        #expect(words % 16 == 0)
+        let pointee = UnsafeRawPointer(bitPattern: table.load(fromByteOffset: 8, as: UInt.self))!
+        #expect(pointee.load(as: Int64.self) == 2)
+        let seven = UnsafeRawPointer(bitPattern: table.load(as: UInt.self))!
+        #expect(function(seven, as: NoArguments.self)() == 7)
+        #expect(module.address(ofSymbol: "table") == UnsafeRawPointer(table))
+    }
+
+    @Test func unresolvedSymbolsNameTheirUsers() throws {
+        let loader = try Loader()
+        let before = loader.regionUsage
+        let module = CompiledModule(name: "broken", functions: [
+            assemble("first") { buffer, relocations in
+                callThroughSlot("kiln_no_such_function", &buffer, &relocations)
+                buffer.ret()
+            },
+            assemble("second") { buffer, relocations in
+                callThroughSlot("kiln_no_such_function", &buffer, &relocations)
+                callThroughSlot("strlen", &buffer, &relocations)
+                buffer.ret()
+            },
+        ], data: [
+            DataObject(name: "pointer", isExported: false, isThreadLocal: false, alignment: 8,
+                       bytes: bytes(0), relocations: [
+                        Relocation(offset: 0, kind: .absolute64, target: .external("kiln_no_such_data")),
+                       ]),
+        ])
+        do {
+            _ = try loader.load(module)
+            Issue.record("loading a module with undefined symbols succeeded")
+        } catch {
+            guard case .unresolvedSymbols(let symbols) = error else {
+                Issue.record("wrong error: \(error)")
+                return
+            }
+            #expect(symbols == [
+                UnresolvedSymbol(symbol: "kiln_no_such_function", users: ["first", "second"]),
+                UnresolvedSymbol(symbol: "kiln_no_such_data", users: ["pointer"]),
+            ])
+            #expect(error.description.contains("$kiln_no_such_function, used by $first, $second"))
+            #expect(error.description.contains("$kiln_no_such_data, used by $pointer"))
+        }
+        // Nothing was placed: resolution happens before allocation.
+        #expect(loader.regionUsage == before)
+    }
+
+    @Test func outOfRangeRelocationNamesObjectAndOffset() throws {
+        let loader = try Loader()
+        // A code address in a 64-bit region does not fit an abs32 field.
+        let module = CompiledModule(name: "far", functions: [
+            assemble("target") { buffer, _ in buffer.ret() },
+        ], data: [
+            DataObject(name: "small", isExported: false, isThreadLocal: false, alignment: 4,
+                       bytes: [0, 0, 0, 0, 0, 0, 0, 0], relocations: [
+                        Relocation(offset: 4, kind: .absolute32, target: .function(0)),
+                       ]),
+        ])
+        #expect(loader.regionRange.lowerBound > UInt(UInt32.max))
+        let error = #expect(throws: LoadError.self) { try loader.load(module) }
+        guard case .relocationOutOfRange(let object, let offset, _, _) = error else {
+            Issue.record("wrong error: \(String(describing: error))")
+            return
+        }
+        #expect(object == "small" && offset == 4)
+        #expect(error!.description.hasPrefix("$small+0x4: relocation abs32 to function #0"))
+    }
+
+    @Test func invalidModulesAreRefused() throws {
+        let loader = try Loader()
+        let pastEnd = CompiledModule(name: "m", functions: [
+            CodeObject(name: "f", isExported: true, code: [0xC3, 0, 0],
+                       relocations: [Relocation(offset: 0, kind: .pcRelative32, target: .function(0))]),
+        ], data: [])
+        #expect(throws: LoadError.self) { try loader.load(pastEnd) }
+        let badIndex = CompiledModule(name: "m", functions: [
+            CodeObject(name: "f", isExported: true, code: [0xC3, 0, 0, 0, 0],
+                       relocations: [Relocation(offset: 1, kind: .pcRelative32, target: .data(3))]),
+        ], data: [])
+        let error = #expect(throws: LoadError.self) { try loader.load(badIndex) }
+        #expect(error?.description.contains("data #3") == true)
+    }
+
+    @Test func quotedNames() throws {
+        let loader = try Loader()
+        let module = try loader.load(CompiledModule(name: "quoted", functions: [
+            assemble("\"length.of\"") { buffer, relocations in
+                buffer.alu(.sub, .b64, .rsp, imm: 8)
+                callThroughSlot("\"strlen\"", &buffer, &relocations)
+                buffer.alu(.add, .b64, .rsp, imm: 8)
+                buffer.ret()
+            },
+        ], data: []))
+        let entry = try #require(module.address(ofSymbol: "length.of"))
+        #expect(module.address(ofSymbol: "\"length.of\"") == entry)
+        #expect(function(entry, as: StringArgument.self)("abc") == 3)
+        // Exports of earlier modules resolve later modules' externals.
+        let user = try loader.load(CompiledModule(name: "user", functions: [
+            assemble("callsIt") { buffer, relocations in
+                buffer.alu(.sub, .b64, .rsp, imm: 8)
+                callThroughSlot("\"length.of\"", &buffer, &relocations)
+                buffer.alu(.add, .b64, .rsp, imm: 8)
+                buffer.ret()
+            },
+        ], data: []))
+        #expect(user.slots.first?.value == UInt(bitPattern: entry))
+        #expect(function(user.address(ofFunction: 0), as: StringArgument.self)("abcd") == 4)
+    }
+
+    @Test func runMainPassesArgumentsAndEnvironment() throws {
+        let loader = try Loader()
+        // main(argc, argv, envp) = argc * 100 + strlen(argv[1]) * 10 + strlen(envp[0])
+        let module = try loader.load(CompiledModule(name: "main", functions: [
+            assemble("main") { buffer, relocations in
+                buffer.push(.rbx)
+                buffer.push(.r12)
+                buffer.push(.r13)
+                buffer.mov(.b64, .r12, .rsi)
+                buffer.mov(.b64, .r13, .rdx)
+                buffer.mov(.b32, .rax, .rdi)
+                buffer.imul(.b32, .rbx, .rax, imm: 100)
+                buffer.mov(.b64, .rdi, Memory(base: .r12, displacement: 8))
+                callThroughSlot("strlen", &buffer, &relocations)
+                buffer.imul(.b32, .rax, .rax, imm: 10)
+                buffer.alu(.add, .b32, .rbx, .rax)
+                buffer.mov(.b64, .rdi, Memory(base: .r13))
+                callThroughSlot("strlen", &buffer, &relocations)
+                buffer.alu(.add, .b32, .rax, .rbx)
+                buffer.pop(.r13)
+                buffer.pop(.r12)
+                buffer.pop(.rbx)
+                buffer.ret()
+            },
+        ], data: []))
+        #expect(try module.runMain(arguments: ["prog", "four", "x"], environment: ["A=12345"]) == 347)
+    }
+
+    @Test func runMainWithoutMain() throws {
+        let loader = try Loader()
+        let module = try loader.load(CompiledModule(name: "library.ssa", functions: [
+            assemble("main", exported: false) { buffer, _ in buffer.ret() },
+        ], data: []))
+        let error = #expect(throws: LoadError.self) { try module.runMain(arguments: ["x"]) }
+        #expect(error?.description == "library.ssa: no exported function $main")
+    }
+
+    @Test func linkErrorsComeFromDlerror() throws {
+        let error = #expect(throws: LoadError.self) { try Loader(linkLibraries: ["/nonexistent/libkiln-nothing.so"]) }
+        #expect(error?.description.contains("/nonexistent/libkiln-nothing.so") == true)
+    }
+}
