@@ -10,8 +10,18 @@ import KilnIL
 public enum Pass: String, CaseIterable, Sendable {
     /// Drop blocks that cannot be reached (ControlFlow.swift).
     case unreachable
+    /// Turn stack slots used only by whole loads and stores into temporaries (Promote.swift).
+    case promote
     /// Give every temporary one definition (SSA.swift).
     case ssa
+    /// Fold constants, propagate copies, drop branches never taken (Fold.swift).
+    case fold
+    /// Remove instructions and phis whose results are unused (DeadCode.swift).
+    case dce
+    /// Reuse pure computations that dominate their repeats (ValueNumbering.swift).
+    case gvn
+    /// Reuse values just stored or loaded at the same place (LoadForwarding.swift).
+    case loads
 }
 
 /// Runs the passes in order over every function of a verified module.
@@ -24,7 +34,12 @@ public func runPipeline(_ module: inout Module, until last: Pass? = nil,
         for index in module.functions.indices {
             switch pass {
             case .unreachable: removeUnreachableBlocks(&module.functions[index])
+            case .promote: promoteStackSlots(&module.functions[index], names: &module.names)
             case .ssa: buildSSA(&module.functions[index], names: &module.names)
+            case .fold: foldConstants(&module.functions[index])
+            case .dce: removeDeadCode(&module.functions[index])
+            case .gvn: numberValues(&module.functions[index])
+            case .loads: forwardLoads(&module.functions[index])
             }
         }
         after(pass, module)

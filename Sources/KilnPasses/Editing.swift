@@ -1,0 +1,173 @@
+// Edits the optimisation passes share: substituting values for temporaries,
+// dropping instructions and phis, interning constants.
+//
+// A pass that removes code first decides, then rebuilds the flat arrays once:
+// blocks keep their order and their ranges stay contiguous, so every shape
+// listed at the top of Function.swift survives. Nothing here changes the
+// control-flow graph.
+
+import KilnIL
+
+/// A map from temporaries to the values that replace them.
+struct Substitution {
+    /// For each temporary, its replacement, or `.none` to keep it.
+    var replacement: [Value]
+
+    init(tempCount: Int) {
+        replacement = Array(repeating: .none, count: tempCount)
+    }
+
+    /// The value that stands for `value` once every replacement is applied.
+    func resolve(_ value: Value) -> Value {
+        var current = value
+        while current.isTemp, Int(current.index) < replacement.count {
+            let next = replacement[Int(current.index)]
+            if next.isNone || next == current { break }
+            current = next
+        }
+        return current
+    }
+
+    /// Whether some temporary is replaced.
+    var isEmpty: Bool { !replacement.contains { !$0.isNone } }
+}
+
+extension Function {
+    /// Replaces every use of a temporary by its substitute: operands, phi arguments, jump arguments.
+    mutating func apply(_ substitution: Substitution) {
+        for index in instructions.indices {
+            instructions[index].arg0 = substitution.resolve(instructions[index].arg0)
+            instructions[index].arg1 = substitution.resolve(instructions[index].arg1)
+        }
+        for index in phiArguments.indices {
+            phiArguments[index].value = substitution.resolve(phiArguments[index].value)
+        }
+        for index in blocks.indices {
+            blocks[index].jump.arg = substitution.resolve(blocks[index].jump.arg)
+        }
+    }
+
+    /// Drops the instructions and phis the predicates reject, keeping block ranges contiguous.
+    /// Phi arguments of dropped phis are dropped too.
+    mutating func compact(keepingInstruction keepInstruction: (Int) -> Bool,
+                          keepingPhi keepPhi: (Int) -> Bool = { _ in true }) {
+        var newInstructions: [Instruction] = []
+        newInstructions.reserveCapacity(instructions.count)
+        var newPhis: [Phi] = []
+        var newArguments: [PhiArgument] = []
+        for blockIndex in blocks.indices {
+            let block = blocks[blockIndex]
+            let phiStart = newPhis.count
+            for index in block.phiRange where keepPhi(index) {
+                var phi = phis[index]
+                let argumentStart = newArguments.count
+                newArguments.append(contentsOf: arguments(of: phi))
+                phi.argumentStart = UInt32(argumentStart)
+                newPhis.append(phi)
+            }
+            let instructionStart = newInstructions.count
+            for index in block.instructionRange where keepInstruction(index) {
+                newInstructions.append(instructions[index])
+            }
+            blocks[blockIndex].phiStart = UInt32(phiStart)
+            blocks[blockIndex].phiCount = UInt32(newPhis.count - phiStart)
+            blocks[blockIndex].instructionStart = UInt32(instructionStart)
+            blocks[blockIndex].instructionCount = UInt32(newInstructions.count - instructionStart)
+        }
+        instructions = newInstructions
+        phis = newPhis
+        phiArguments = newArguments
+    }
+
+    /// Drops the phi arguments the predicate rejects (phis themselves stay).
+    mutating func removePhiArguments(where reject: (_ phiBlock: Int, PhiArgument) -> Bool) {
+        var newArguments: [PhiArgument] = []
+        newArguments.reserveCapacity(phiArguments.count)
+        for blockIndex in blocks.indices {
+            for index in blocks[blockIndex].phiRange {
+                let start = newArguments.count
+                for argument in arguments(of: phis[index]) where !reject(blockIndex, argument) {
+                    newArguments.append(argument)
+                }
+                phis[index].argumentStart = UInt32(start)
+                phis[index].argumentCount = UInt32(newArguments.count - start)
+            }
+        }
+        phiArguments = newArguments
+    }
+}
+
+/// Finds or adds constants of one function without a linear search per lookup.
+struct ConstantPool {
+    private var indexOf: [Constant: UInt32] = [:]
+
+    init(_ function: Function) {
+        for (index, constant) in function.constants.enumerated() where indexOf[constant] == nil {
+            indexOf[constant] = UInt32(index)
+        }
+    }
+
+    /// The operand for `constant`, appending it to the function's table if new.
+    mutating func value(_ constant: Constant, in function: inout Function) -> Value {
+        if let index = indexOf[constant] { return .constant(index) }
+        let index = UInt32(function.constants.count)
+        function.constants.append(constant)
+        indexOf[constant] = index
+        return .constant(index)
+    }
+
+    /// The first index of a constant equal to the one at `index` (for comparing operands by value).
+    func canonical(_ value: Value, in function: Function) -> Value {
+        guard value.isConstant else { return value }
+        return .constant(indexOf[function.constants[Int(value.index)]] ?? value.index)
+    }
+}
+
+extension Opcode {
+    /// Whether swapping the two operands leaves the result unchanged (integer operations only:
+    /// for floats, the NaN that propagates depends on the order).
+    var isCommutativeInteger: Bool {
+        switch self {
+        case .add, .mul, .and, .or, .xor, .ceqw, .cnew, .ceql, .cnel: true
+        default: false
+        }
+    }
+
+    /// The comparison that gives the same result with the operands swapped, for integer comparisons.
+    var swappedComparison: Opcode? {
+        switch self {
+        case .ceqw, .cnew, .ceql, .cnel: self
+        case .csltw: .csgtw
+        case .csgtw: .csltw
+        case .cslew: .csgew
+        case .csgew: .cslew
+        case .cultw: .cugtw
+        case .cugtw: .cultw
+        case .culew: .cugew
+        case .cugew: .culew
+        case .csltl: .csgtl
+        case .csgtl: .csltl
+        case .cslel: .csgel
+        case .csgel: .cslel
+        case .cultl: .cugtl
+        case .cugtl: .cultl
+        case .culel: .cugel
+        case .cugel: .culel
+        default: nil
+        }
+    }
+
+    /// Whether the result depends only on the operands: no memory, no side effect, no trap
+    /// other than integer division's (an identical earlier division traps first).
+    var isPure: Bool {
+        switch self {
+        case .add, .sub, .neg, .div, .rem, .udiv, .urem, .mul, .and, .or, .xor, .sar, .shr, .shl:
+            true
+        case .extsb, .extub, .extsh, .extuh, .extsw, .extuw, .exts, .truncd,
+             .stosi, .stoui, .dtosi, .dtoui, .swtof, .uwtof, .sltof, .ultof, .cast, .copy:
+            true
+        default:
+            isComparison && self != .ceqr && self != .cner
+        }
+    }
+}
