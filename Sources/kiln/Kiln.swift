@@ -5,7 +5,10 @@
 
 import ArgumentParser
 import Foundation
+import KilnCode
+import KilnCodegen
 import KilnIL
+import KilnLoader
 import KilnPasses
 
 @main
@@ -17,7 +20,7 @@ struct Kiln: ParsableCommand {
             Kiln reads the textual IL of the QBE compiler backend (plus a small superset for \
             managed references, see docs/IL-EXTENSIONS.md).
             """,
-        subcommands: [Check.self]
+        subcommands: [Run.self, Check.self, Compile.self, Disassemble.self, Test.self, TestOne.self]
     )
 }
 
@@ -94,4 +97,18 @@ struct Check: ParsableCommand {
         }
         if failed { throw ExitCode(1) }
     }
+}
+
+/// Parses and verifies a file, printing diagnostics; nil when it has errors.
+func frontEnd(_ path: String) -> Module? {
+    let source: SourceFile
+    do {
+        source = try readSource(path)
+    } catch {
+        printError("\(path): error: \(error)")
+        return nil
+    }
+    let (module, diagnostics) = parseAndVerify(source)
+    for diagnostic in diagnostics { printError(diagnostic.rendered) }
+    return diagnostics.contains { $0.severity == .error } ? nil : module
 }

@@ -1,0 +1,411 @@
+// Register allocation: linear scan over live intervals with lifetime holes.
+//
+// Requires: a machine function from selection.
+// Provides: a location for every virtual register, either a physical register
+// or a spill slot, such that no two registers that are live at the same point
+// share a register and no virtual register sits in a physical register while
+// that register is fixed (an argument being passed, rax:rdx in a division, a
+// register a call clobbers).
+//
+// Instructions are numbered in layout order, two positions each: reads happen
+// at the even position, writes at the odd one. An interval is a sorted list of
+// half-open ranges; the gaps are lifetime holes, where another interval may use
+// the same register. Physical registers get intervals too and are never moved.
+//
+// Splitting: when a register is free only for a prefix of an interval, the
+// prefix gets it and the rest goes back to the queue; when none is free, the
+// part up to the next use is spilled and the rest goes back to the queue, so a
+// value lives in a stack slot across a call and in a register around its uses.
+// Splits fall on instruction boundaries (even positions), so an instruction
+// sees one location for each operand. Resolution (Allocation+Resolution.swift)
+// then inserts the copies between the pieces: inside blocks at the split, and
+// on the edges where a value's location differs across the edge.
+
+import KilnX64
+
+/// Where a virtual register lives.
+enum Location: Equatable {
+    case register(Reg)
+    case spill(Int32)
+}
+
+/// Half-open ranges of positions, sorted and disjoint.
+struct Interval {
+    var ranges: [(start: Int32, end: Int32)] = []
+
+    var start: Int32 { ranges.first?.start ?? Int32.max }
+    var end: Int32 { ranges.last?.end ?? Int32.min }
+
+    /// Adds a range during the backward walk. While intervals are built, `ranges` is kept
+    /// in decreasing order (ranges arrive in decreasing order, so this appends);
+    /// `finishBuilding` puts it in increasing order.
+    mutating func add(_ start: Int32, _ end: Int32) {
+        guard start < end else { return }
+        if let last = ranges.last, end >= last.start {
+            ranges[ranges.count - 1] = (min(start, last.start), max(end, last.end))
+        } else {
+            ranges.append((start, end))
+        }
+    }
+
+    /// Cuts the earliest range to start at `position` (a definition), during the backward walk.
+    mutating func define(at position: Int32) {
+        if ranges.isEmpty || ranges[ranges.count - 1].start > position {
+            ranges.append((position, position + 1))
+        } else {
+            ranges[ranges.count - 1].start = position
+        }
+    }
+
+    mutating func finishBuilding() { ranges.reverse() }
+
+    func covers(_ position: Int32) -> Bool {
+        let index = firstRange(endingAfter: position)
+        return index < ranges.count && ranges[index].start <= position
+    }
+
+    /// The part before `position` and the part from it on.
+    func split(at position: Int32) -> (Interval, Interval) {
+        var head = Interval(), tail = Interval()
+        for range in ranges {
+            if range.end <= position {
+                head.ranges.append(range)
+            } else if range.start >= position {
+                tail.ranges.append(range)
+            } else {
+                head.ranges.append((range.start, position))
+                tail.ranges.append((position, range.end))
+            }
+        }
+        return (head, tail)
+    }
+
+    /// The index of the first range that ends after `position` (binary search).
+    func firstRange(endingAfter position: Int32) -> Int {
+        var low = 0, high = ranges.count
+        while low < high {
+            let middle = (low + high) / 2
+            if ranges[middle].end <= position { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// The first position both intervals cover, if any. Both sides skip, by binary search,
+    /// the ranges that end before the other starts: fixed intervals of registers that calls
+    /// clobber have a range per call.
+    func firstIntersection(with other: Interval) -> Int32? {
+        guard let first = ranges.first, let otherFirst = other.ranges.first else { return nil }
+        var i = firstRange(endingAfter: otherFirst.start)
+        var j = other.firstRange(endingAfter: first.start)
+        while i < ranges.count && j < other.ranges.count {
+            let a = ranges[i], b = other.ranges[j]
+            let start = max(a.start, b.start)
+            if start < min(a.end, b.end) { return start }
+            if a.end <= b.end { i += 1 } else { j += 1 }
+        }
+        return nil
+    }
+}
+
+/// The result of allocation.
+struct Allocation {
+    /// For each virtual register, its pieces: from which position on it lives where, sorted.
+    /// A piece starts at an even position (an instruction boundary), even when its first
+    /// event is a definition at the odd one, so each instruction sees one location.
+    var pieces: [[(start: Int32, location: Location)]]
+    var spillSlotCount: Int32
+    var usedCalleeSaved: [GPR]
+    /// Copies to make before the instruction with this global index.
+    var movesBefore: [Int: [LocationMove]] = [:]
+    /// Copies to make when entering a block (before its first instruction).
+    var movesAtEntry: [Int: [LocationMove]] = [:]
+
+    /// Where a virtual register lives at an instruction (position 2 * global index).
+    func location(_ register: Reg, at position: Int32) -> Location {
+        let list = pieces[Int(register - firstVirtual)]
+        var result = list.first?.location ?? .spill(-1)
+        for piece in list {
+            if piece.start > position { break }
+            result = piece.location
+        }
+        return result
+    }
+}
+
+/// A copy between two places a value lives.
+struct LocationMove: Equatable {
+    var from: Location
+    var to: Location
+    var isFloat: Bool
+}
+
+/// A part of a virtual register's interval waiting for a location.
+struct Piece {
+    var register: Reg
+    var interval: Interval
+}
+
+struct LinearScan {
+    let machine: MachineFunction
+    var intervals: [Interval]
+    var hints: [Reg]
+    /// Positions where each register is read or written, ascending.
+    var usePositions: [[Int32]]
+    /// First position of each block, and one past the last (positions of block b are
+    /// `blockStarts[b] ..< blockStarts[b + 1]`).
+    var blockStarts: [Int32] = []
+    var liveIn: [BitSetWords] = []
+    var successors: [[Int]] = []
+
+    init(_ machine: MachineFunction) {
+        self.machine = machine
+        let registerCount = Int(firstVirtual) + machine.bankOfVirtual.count
+        intervals = Array(repeating: Interval(), count: registerCount)
+        hints = Array(repeating: -1, count: registerCount)
+        usePositions = Array(repeating: [], count: registerCount)
+        buildIntervals()
+    }
+
+    /// Liveness by backward dataflow over blocks, then intervals by one backward walk.
+    mutating func buildIntervals() {
+        let blockCount = machine.blocks.count
+        let registerCount = intervals.count
+        var position: Int32 = 0
+        for block in machine.blocks {
+            blockStarts.append(position)
+            position += Int32(block.count * 2)
+        }
+        blockStarts.append(position)
+        successors = (0..<blockCount).map { machine.successors(of: $0) }
+        var generated = Array(repeating: BitSetWords(capacity: registerCount), count: blockCount)
+        var killed = Array(repeating: BitSetWords(capacity: registerCount), count: blockCount)
+        var uses: [Reg] = [], defs: [Reg] = []
+        for (index, block) in machine.blocks.enumerated() {
+            var instructionPosition = blockStarts[index]
+            for instruction in block {
+                machine.registers(of: instruction, uses: &uses, defs: &defs)
+                for register in uses {
+                    if !killed[index].contains(Int(register)) { generated[index].insert(Int(register)) }
+                    usePositions[Int(register)].append(instructionPosition)
+                }
+                for register in defs {
+                    killed[index].insert(Int(register))
+                    usePositions[Int(register)].append(instructionPosition + 1)
+                }
+                if case .mov = instruction.op, case .reg(let to) = instruction.a, case .reg(let from) = instruction.b {
+                    if hints[Int(to)] < 0 { hints[Int(to)] = from }
+                    if hints[Int(from)] < 0 { hints[Int(from)] = to }
+                }
+                instructionPosition += 2
+            }
+        }
+        liveIn = generated
+        var liveOut = Array(repeating: BitSetWords(capacity: registerCount), count: blockCount)
+        var changed = true
+        while changed {
+            changed = false
+            for block in stride(from: blockCount - 1, through: 0, by: -1) {
+                for successor in successors[block] { liveOut[block].formUnion(liveIn[successor]) }
+                var updated = liveOut[block]
+                updated.subtract(killed[block])
+                updated.formUnion(generated[block])
+                if updated != liveIn[block] {
+                    liveIn[block] = updated
+                    changed = true
+                }
+            }
+        }
+        for block in stride(from: blockCount - 1, through: 0, by: -1) {
+            let from = blockStarts[block], to = blockStarts[block + 1]
+            for register in liveOut[block].elements { intervals[register].add(from, to) }
+            var position = to - 2
+            for instruction in machine.blocks[block].reversed() {
+                machine.registers(of: instruction, uses: &uses, defs: &defs)
+                for register in defs { intervals[Int(register)].define(at: position + 1) }
+                for register in uses { intervals[Int(register)].add(from, position + 1) }
+                position -= 2
+            }
+        }
+        for index in intervals.indices { intervals[index].finishBuilding() }
+    }
+
+    /// Registers the allocator may hand out in a bank, in order of preference.
+    static func candidates(_ bank: Bank) -> [Reg] {
+        switch bank {
+        case .gpr:
+            let callerSaved: [GPR] = [.rax, .rcx, .rdx, .rsi, .rdi, .r8, .r9]
+            return (callerSaved + calleeSavedGPRs).map { physical($0) }
+        case .xmm:
+            return XMM.allCases.filter { $0 != scratchXMM1 && $0 != scratchXMM2 }.map { physical($0) }
+        }
+    }
+
+    /// The instruction at a position (global index), for checking where splits may fall.
+    func instruction(at position: Int32) -> MInstruction? {
+        let block = self.block(at: position)
+        guard block < machine.blocks.count else { return nil }
+        let index = Int((position - blockStarts[block]) / 2)
+        return index < machine.blocks[block].count ? machine.blocks[block][index] : nil
+    }
+
+    /// The block holding a position (binary search over block starts).
+    func block(at position: Int32) -> Int {
+        var low = 0, high = blockStarts.count - 1
+        while low + 1 < high {
+            let middle = (low + high) / 2
+            if blockStarts[middle] <= position { low = middle } else { high = middle }
+        }
+        return low
+    }
+
+    /// The latest instruction boundary at or before `position` where copies may go, or nil if
+    /// there is none after `after`. Copies never go between a block's `jcc` and its final `jmp`.
+    func splitPosition(atOrBefore position: Int32, after: Int32) -> Int32? {
+        var candidate = position & ~1
+        while candidate > after {
+            if case .jmp = instruction(at: candidate)?.op, let previous = instruction(at: candidate - 2),
+               case .jcc = previous.op, blockStarts[block(at: candidate)] != candidate {
+                candidate -= 2
+                continue
+            }
+            return candidate
+        }
+        return nil
+    }
+
+    func firstUse(of register: Reg, atOrAfter position: Int32) -> Int32? {
+        usePositions[Int(register)].first { $0 >= position }
+    }
+
+    mutating func run() -> Allocation {
+        let virtualCount = machine.bankOfVirtual.count
+        var pieces = Array(repeating: [(start: Int32, location: Location)](), count: virtualCount)
+        var spillSlot = [Int32](repeating: -1, count: virtualCount)
+        var spillSlots: Int32 = 0
+        var queue = (0..<virtualCount).map { firstVirtual + Reg($0) }.filter { !intervals[Int($0)].ranges.isEmpty }
+            .map { Piece(register: $0, interval: intervals[Int($0)]) }
+        // A min-queue by start, kept as an array sorted descending so popLast is the next one.
+        queue.sort { $0.interval.start > $1.interval.start }
+        var active: [(piece: Piece, register: Reg)] = []
+        var inactive: [(piece: Piece, register: Reg)] = []
+        var usedCalleeSaved = Set<Reg>()
+
+        func enqueue(_ piece: Piece) {
+            let start = piece.interval.start
+            let index = queue.firstIndex { $0.interval.start <= start } ?? queue.count
+            queue.insert(piece, at: index)
+        }
+        func spill(_ piece: Piece) {
+            let index = Int(piece.register - firstVirtual)
+            if spillSlot[index] < 0 {
+                spillSlot[index] = spillSlots
+                spillSlots += 1
+            }
+            pieces[index].append((piece.interval.start & ~1, .spill(spillSlot[index])))
+        }
+
+        while let current = queue.popLast() {
+            let interval = current.interval
+            let position = interval.start
+            active.removeAll { entry in
+                if entry.piece.interval.end <= position { return true }
+                if !entry.piece.interval.covers(position) { inactive.append(entry); return true }
+                return false
+            }
+            inactive.removeAll { entry in
+                if entry.piece.interval.end <= position { return true }
+                if entry.piece.interval.covers(position) { active.append(entry); return true }
+                return false
+            }
+            let bank = machine.bank(current.register)
+            let candidates = LinearScan.candidates(bank)
+            // How long each register stays free for this piece.
+            var freeUntil: [Reg: Int32] = [:]
+            for register in candidates {
+                var limit = intervals[Int(register)].firstIntersection(with: interval) ?? Int32.max
+                for entry in active where entry.register == register { limit = min(limit, position) }
+                for entry in inactive where entry.register == register {
+                    if let meet = entry.piece.interval.firstIntersection(with: interval) { limit = min(limit, meet) }
+                }
+                freeUntil[register] = limit
+            }
+            var hint = hints[Int(current.register)]
+            if hint >= firstVirtual {
+                let hinted = pieces[Int(hint - firstVirtual)]
+                hint = -1
+                if let last = hinted.last, case .register(let register) = last.location { hint = register }
+            }
+            var choice = candidates.max { freeUntil[$0]! < freeUntil[$1]! }!
+            if hint >= 0, let free = freeUntil[hint], free >= interval.end { choice = hint }
+            if freeUntil[choice]! >= interval.end {
+                pieces[Int(current.register - firstVirtual)].append((position & ~1, .register(choice)))
+                if calleeSavedGPRs.contains(where: { physical($0) == choice }) { usedCalleeSaved.insert(choice) }
+                active.append((current, choice))
+                continue
+            }
+            if let split = splitPosition(atOrBefore: freeUntil[choice]!, after: position) {
+                // The register is free for a prefix: take it, queue the rest.
+                let (head, tail) = interval.split(at: split)
+                pieces[Int(current.register - firstVirtual)].append((position & ~1, .register(choice)))
+                if calleeSavedGPRs.contains(where: { physical($0) == choice }) { usedCalleeSaved.insert(choice) }
+                active.append((Piece(register: current.register, interval: head), choice))
+                if !tail.ranges.isEmpty { enqueue(Piece(register: current.register, interval: tail)) }
+                continue
+            }
+            // No register free here. If the next use is later, live in the stack slot until then.
+            if let use = firstUse(of: current.register, atOrAfter: position + 1),
+               let split = splitPosition(atOrBefore: use, after: position) {
+                let (head, tail) = interval.split(at: split)
+                spill(Piece(register: current.register, interval: head))
+                if !tail.ranges.isEmpty { enqueue(Piece(register: current.register, interval: tail)) }
+                continue
+            }
+            // Used right here: take the register of the active piece that ends last, which
+            // moves to its stack slot for the rest of its life.
+            var victim: Int?
+            for (index, entry) in active.enumerated() where machine.bank(entry.piece.register) == bank
+                && entry.piece.interval.end > interval.end
+                && intervals[Int(entry.register)].firstIntersection(with: interval) == nil
+                && !inactive.contains(where: { $0.register == entry.register && $0.piece.interval.firstIntersection(with: interval) != nil })
+                && entry.piece.interval.start < position {
+                if victim == nil || entry.piece.interval.end > active[victim!].piece.interval.end { victim = index }
+            }
+            if let victimIndex = victim, let split = splitPosition(atOrBefore: position, after: active[victimIndex].piece.interval.start) {
+                let entry = active.remove(at: victimIndex)
+                let (head, tail) = entry.piece.interval.split(at: split)
+                active.append((Piece(register: entry.piece.register, interval: head), entry.register))
+                spill(Piece(register: entry.piece.register, interval: tail))
+                pieces[Int(current.register - firstVirtual)].append((position & ~1, .register(entry.register)))
+                active.append((current, entry.register))
+                continue
+            }
+            spill(current)
+        }
+        for index in pieces.indices { pieces[index].sort { $0.start < $1.start } }
+        let saved = calleeSavedGPRs.filter { usedCalleeSaved.contains(physical($0)) }
+        var allocation = Allocation(pieces: pieces, spillSlotCount: spillSlots, usedCalleeSaved: saved)
+        resolve(&allocation)
+        return allocation
+    }
+}
+
+/// A plain bit set over registers, for the dataflow above.
+struct BitSetWords: Equatable {
+    var words: [UInt64]
+    init(capacity: Int) { words = Array(repeating: 0, count: (capacity + 63) / 64) }
+    func contains(_ element: Int) -> Bool { words[element >> 6] & (1 << UInt64(element & 63)) != 0 }
+    mutating func insert(_ element: Int) { words[element >> 6] |= 1 << UInt64(element & 63) }
+    mutating func formUnion(_ other: BitSetWords) { for i in words.indices { words[i] |= other.words[i] } }
+    mutating func subtract(_ other: BitSetWords) { for i in words.indices { words[i] &= ~other.words[i] } }
+    var elements: [Int] {
+        var result: [Int] = []
+        for (index, word) in words.enumerated() {
+            var bits = word
+            while bits != 0 {
+                result.append(index * 64 + bits.trailingZeroBitCount)
+                bits &= bits - 1
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,293 @@
+// Emission: a register-allocated machine function to bytes and relocations.
+//
+// Requires: a machine function and its allocation.
+// Provides: a `CodeObject` whose bytes reference nothing outside themselves
+// except through its relocation records, and whose constant pool follows the
+// code (read rip-relative, so it moves with the code).
+//
+// The frame is rbp-based so every stack can be walked:
+//
+//     [rbp + 16 ...]   incoming stack arguments
+//     [rbp + 8]        return address
+//     [rbp]            caller's rbp
+//     [rbp - 8 ...]    callee-saved registers this function uses
+//     below            spill slots, then frame objects (allocs, aggregates)
+//     [rsp ...]        outgoing stack arguments, pushed per call
+//
+// Spilled operands are handled here: r11 and r10 (and xmm15, xmm14) are never
+// allocated, so each instruction may load up to two spilled values into them.
+
+import KilnCode
+import KilnIL
+import KilnX64
+
+struct Emitter: ~Copyable {
+    let machine: MachineFunction
+    let allocation: Allocation
+    var buffer = CodeBuffer(capacity: 4096)
+    var relocations: [Relocation] = []
+    var lineTable: [(codeOffset: UInt32, sourceOffset: UInt32)] = []
+    var blockLabels: [Label] = []
+    var poolLabels: [Label] = []
+    var savedBytes: Int32 = 0
+    var frameSize: Int32 = 0
+    var spillBase: Int32 = 0
+    var objectOffsets: [Int32] = []
+    /// Scratch registers still free for the instruction being emitted.
+    var freeScratch: [GPR] = []
+    /// For each block, the block a jump to it really goes to: blocks left empty after
+    /// allocation (phi copies that became no-ops, then a jump) are skipped.
+    var resolved: [Int] = []
+    /// Position (2 x global instruction index) of the instruction being emitted: where a
+    /// virtual register lives depends on it once intervals are split.
+    var currentPosition: Int32 = 0
+    /// A rip-relative relocation waiting for the instruction that uses it.
+    var pendingTarget: (RelocationTarget, Int64)?
+
+    init(machine: MachineFunction, allocation: Allocation) {
+        self.machine = machine
+        self.allocation = allocation
+    }
+
+    struct EmissionError: Error { var message: String }
+
+    // MARK: Frame
+
+    mutating func layOutFrame() {
+        savedBytes = Int32(allocation.usedCalleeSaved.count * 8)
+        spillBase = savedBytes
+        var cursor = Int(savedBytes) + Int(allocation.spillSlotCount) * 8
+        objectOffsets = []
+        for object in machine.frameObjects {
+            cursor += object.size
+            cursor = (cursor + object.alignment - 1) & ~(object.alignment - 1)
+            objectOffsets.append(Int32(cursor))
+        }
+        frameSize = Int32((cursor + 15) & ~15)
+    }
+
+    mutating func prologue() {
+        buffer.push(.rbp)
+        buffer.mov(.b64, .rbp, .rsp)
+        for register in allocation.usedCalleeSaved { buffer.push(register) }
+        let rest = frameSize - savedBytes
+        if rest > 0 { buffer.alu(.sub, .b64, .rsp, imm: rest) }
+    }
+
+    mutating func epilogue() {
+        if frameSize - savedBytes > 0 || machine.hasDynamicAllocation {
+            buffer.lea(.b64, .rsp, Memory(base: .rbp, displacement: -savedBytes))
+        }
+        for register in allocation.usedCalleeSaved.reversed() { buffer.pop(register) }
+        buffer.pop(.rbp)
+        buffer.ret()
+    }
+
+    // MARK: Driver
+
+    mutating func run() throws -> CodeObject {
+        layOutFrame()
+        blockLabels = machine.blocks.map { _ in buffer.makeLabel() }
+        poolLabels = machine.pool.map { _ in buffer.makeLabel() }
+        prologue()
+        resolveEmptyBlocks()
+        let emitted = machine.blocks.indices.filter { resolved[$0] == $0 }
+        var firstIndex: [Int] = []
+        var total = 0
+        for block in machine.blocks {
+            firstIndex.append(total)
+            total += block.count
+        }
+        var lastLocation = SourceLocation.none
+        for (order, index) in emitted.enumerated() {
+            let block = machine.blocks[index]
+            let next = order + 1 < emitted.count ? emitted[order + 1] : -1
+            try bind(blockLabels[index])
+            for (position, instruction) in block.enumerated() {
+                let global = firstIndex[index] + position
+                currentPosition = Int32(2 * global)
+                freeScratch = [scratchGPR1, scratchGPR2]
+                if position == 0, let moves = allocation.movesAtEntry[index] { try emitLocationMoves(moves) }
+                if let moves = allocation.movesBefore[global] { try emitLocationMoves(moves) }
+                if instruction.location != lastLocation, instruction.location != .none {
+                    lastLocation = instruction.location
+                    lineTable.append((UInt32(buffer.count), instruction.location.offset))
+                }
+                if case .jmp(let target) = instruction.op, resolved[Int(target)] == next, position == block.count - 1 {
+                    continue
+                }
+                // `jcc T; jmp F` where T comes next: `jcc !c F` and fall through. (No copies
+                // are ever placed between the two.)
+                if case .jcc(let condition, let target) = instruction.op, position == block.count - 2,
+                   resolved[Int(target)] == next, case .jmp(let other) = block[position + 1].op {
+                    buffer.jcc(condition.negated, to: blockLabels[resolved[Int(other)]])
+                    break
+                }
+                try emit(instruction)
+            }
+        }
+        if !machine.pool.isEmpty {
+            buffer.align(to: 16)
+            for (index, entry) in machine.pool.enumerated() {
+                try bind(poolLabels[index])
+                buffer.emit(entry)
+            }
+        }
+        do {
+            try buffer.finish()
+        } catch {
+            throw EmissionError(message: "internal error: \(error)")
+        }
+        return CodeObject(name: machine.name, isExported: machine.isExported, code: buffer.bytes,
+                          relocations: relocations, lineTable: lineTable)
+    }
+
+    /// Whether a block does nothing but jump once its copies are allocated; its target if so.
+    func isEmpty(_ index: Int, firstIndex: Int) -> Int? {
+        let block = machine.blocks[index]
+        guard let last = block.last, case .jmp(let target) = last.op, block.count <= 2,
+              allocation.movesAtEntry[index] == nil else { return nil }
+        for position in 0..<block.count where allocation.movesBefore[firstIndex + position] != nil { return nil }
+        if block.count == 2 {
+            guard case .parallelMove(let moves) = block[0].op else { return nil }
+            let at = Int32(2 * firstIndex)
+            for (destination, source) in machine.moves[Int(moves)] {
+                guard case .reg(let register) = source,
+                      location(register, at: at) == location(destination, at: at) else { return nil }
+            }
+        }
+        return Int(target)
+    }
+
+    mutating func resolveEmptyBlocks() {
+        var firstIndex: [Int] = []
+        var total = 0
+        for block in machine.blocks {
+            firstIndex.append(total)
+            total += block.count
+        }
+        resolved = Array(machine.blocks.indices)
+        for index in machine.blocks.indices where index != 0 {
+            var target = index
+            var steps = 0
+            while let next = isEmpty(target, firstIndex: firstIndex[target]), next != target, steps < 64 {
+                target = next
+                steps += 1
+            }
+            resolved[index] = target
+        }
+    }
+
+    mutating func bind(_ label: Label) throws {
+        do {
+            try buffer.bind(label)
+        } catch {
+            throw EmissionError(message: "internal error: \(error)")
+        }
+    }
+
+    // MARK: Operands
+
+    func location(_ register: Reg) -> Location { location(register, at: currentPosition) }
+
+    func location(_ register: Reg, at position: Int32) -> Location {
+        isVirtual(register) ? allocation.location(register, at: position) : .register(register)
+    }
+
+    func spillMemory(_ slot: Int32) -> Memory {
+        Memory(base: .rbp, displacement: -(spillBase + 8 * (slot + 1)))
+    }
+
+    mutating func takeScratch() throws -> GPR {
+        guard let register = freeScratch.popLast() else {
+            throw EmissionError(message: "internal error: out of scratch registers in \(machine.name)")
+        }
+        return register
+    }
+
+    /// A general-purpose register holding `register`'s value (loading a spilled one into a scratch).
+    mutating func gpr(_ register: Reg) throws -> GPR {
+        switch location(register) {
+        case .register(let physicalRegister): return GPR(rawValue: UInt8(physicalRegister))!
+        case .spill(let slot):
+            let scratch = try takeScratch()
+            buffer.mov(.b64, scratch, spillMemory(slot))
+            return scratch
+        }
+    }
+
+    func xmm(_ register: Reg) -> XMM? {
+        if case .register(let physicalRegister) = location(register) { return XMM(rawValue: UInt8(physicalRegister - 16))! }
+        return nil
+    }
+
+    /// The x86 memory operand for a machine memory operand.
+    mutating func memory(_ operand: MMem) throws -> Memory {
+        switch operand.base {
+        case .target(let target):
+            pendingTarget = (target, Int64(operand.displacement))
+            return .rip(0)
+        case .pool(let index):
+            return .rip(poolLabels[Int(index)], offset: operand.displacement)
+        case .frame(let index):
+            return Memory(base: .rbp, displacement: operand.displacement - objectOffsets[Int(index)])
+        case .incoming:
+            return Memory(base: .rbp, displacement: 16 + operand.displacement)
+        case .outgoing:
+            return Memory(base: .rsp, displacement: operand.displacement)
+        case .reg(let base):
+            let baseRegister = try gpr(base)
+            guard operand.index >= 0 else { return Memory(base: baseRegister, displacement: operand.displacement) }
+            let indexRegister = try gpr(operand.index)
+            guard let index = IndexRegister(indexRegister) else {
+                throw EmissionError(message: "internal error: rsp as an index")
+            }
+            return Memory(base: baseRegister, index: index, scale: operand.scale, displacement: operand.displacement)
+        }
+    }
+
+    /// Turns a pending rip-relative target into a relocation once its instruction is out.
+    mutating func recordTarget() {
+        guard let (target, displacement) = pendingTarget, let site = buffer.lastRIPRelativeSite else { return }
+        pendingTarget = nil
+        relocations.append(Relocation(offset: UInt32(site.offset), kind: .pcRelative32, target: target,
+                                      addend: displacement + Int64(site.pcRelativeAddend)))
+    }
+
+    /// Where an operand lives, as something an instruction can read.
+    enum Place {
+        case gpr(GPR)
+        case xmm(XMM)
+        case memory(Memory)
+        case immediate(Int64)
+    }
+
+    mutating func place(_ operand: MOperand) throws -> Place {
+        switch operand {
+        case .reg(let register):
+            switch location(register) {
+            case .register(let physicalRegister):
+                return physicalRegister < 16 ? .gpr(GPR(rawValue: UInt8(physicalRegister))!)
+                    : .xmm(XMM(rawValue: UInt8(physicalRegister - 16))!)
+            case .spill(let slot):
+                return .memory(spillMemory(slot))
+            }
+        case .imm(let value):
+            return .immediate(value)
+        case .mem(let operand):
+            return .memory(try memory(operand))
+        case .none, .target:
+            throw EmissionError(message: "internal error: operand \(operand) has no place")
+        }
+    }
+}
+
+/// An immediate cut to the width it is used at, as the encoder expects it.
+func truncated(_ value: Int64, _ width: Width) -> Int64 {
+    switch width {
+    case .b8: Int64(Int8(truncatingIfNeeded: value))
+    case .b16: Int64(Int16(truncatingIfNeeded: value))
+    case .b32: Int64(Int32(truncatingIfNeeded: value))
+    case .b64: value
+    }
+}

@@ -1,0 +1,214 @@
+// Selection of comparisons, jumps and phis; the driver over a function's blocks.
+
+import KilnCode
+import KilnIL
+import KilnX64
+
+extension Selector {
+    /// The condition a comparison tests, whether its operands are swapped, and the operand width.
+    struct ComparisonShape {
+        var isFloat: Bool
+        var condition: Condition
+        var swap: Bool
+        var cls: Class
+    }
+
+    static func shape(_ op: Opcode) -> ComparisonShape {
+        switch op {
+        case .ceqw, .ceql, .ceqr: .init(isFloat: false, condition: .e, swap: false, cls: op == .ceqw ? .w : .l)
+        case .cnew, .cnel, .cner: .init(isFloat: false, condition: .ne, swap: false, cls: op == .cnew ? .w : .l)
+        case .csltw, .csltl: .init(isFloat: false, condition: .l, swap: false, cls: op == .csltw ? .w : .l)
+        case .cslew, .cslel: .init(isFloat: false, condition: .le, swap: false, cls: op == .cslew ? .w : .l)
+        case .csgtw, .csgtl: .init(isFloat: false, condition: .g, swap: false, cls: op == .csgtw ? .w : .l)
+        case .csgew, .csgel: .init(isFloat: false, condition: .ge, swap: false, cls: op == .csgew ? .w : .l)
+        case .cultw, .cultl: .init(isFloat: false, condition: .b, swap: false, cls: op == .cultw ? .w : .l)
+        case .culew, .culel: .init(isFloat: false, condition: .be, swap: false, cls: op == .culew ? .w : .l)
+        case .cugtw, .cugtl: .init(isFloat: false, condition: .a, swap: false, cls: op == .cugtw ? .w : .l)
+        case .cugew, .cugel: .init(isFloat: false, condition: .ae, swap: false, cls: op == .cugew ? .w : .l)
+        // Floats: ucomis sets CF/ZF like an unsigned compare and PF when unordered. `<` and
+        // `<=` swap the operands so that "above" tests are false on NaN.
+        case .ceqs, .ceqd: .init(isFloat: true, condition: .e, swap: false, cls: op == .ceqs ? .s : .d)
+        case .cnes, .cned: .init(isFloat: true, condition: .ne, swap: false, cls: op == .cnes ? .s : .d)
+        case .clts, .cltd: .init(isFloat: true, condition: .a, swap: true, cls: op == .clts ? .s : .d)
+        case .cles, .cled: .init(isFloat: true, condition: .ae, swap: true, cls: op == .cles ? .s : .d)
+        case .cgts, .cgtd: .init(isFloat: true, condition: .a, swap: false, cls: op == .cgts ? .s : .d)
+        case .cges, .cged: .init(isFloat: true, condition: .ae, swap: false, cls: op == .cges ? .s : .d)
+        case .cos, .cod: .init(isFloat: true, condition: .np, swap: false, cls: op == .cos ? .s : .d)
+        default: .init(isFloat: true, condition: .p, swap: false, cls: op == .cuos ? .s : .d)
+        }
+    }
+
+    static func reversed(_ condition: Condition) -> Condition {
+        switch condition {
+        case .l: .g
+        case .g: .l
+        case .le: .ge
+        case .ge: .le
+        case .b: .a
+        case .a: .b
+        case .be: .ae
+        case .ae: .be
+        default: condition
+        }
+    }
+
+    /// Emits the flag-setting instruction of a comparison; returns the condition to test.
+    mutating func emitFlags(_ instruction: Instruction) throws -> (ComparisonShape, Condition) {
+        let shape = Selector.shape(instruction.op)
+        let width = Selector.width(shape.cls)
+        var left = instruction.arg0, right = instruction.arg1
+        if shape.isFloat {
+            if shape.swap { swap(&left, &right) }
+            let first = try floatRegister(left, shape.cls)
+            emit(.ucomis, width, .reg(first), try floatOperand(right, shape.cls))
+            return (shape, shape.condition)
+        }
+        var condition = shape.condition
+        if !left.isTemp && right.isTemp {
+            swap(&left, &right)
+            condition = Selector.reversed(condition)
+        }
+        let first = try integerRegister(left, width)
+        let second = try integerOperand(right, width)
+        if case .imm(0) = second, condition == .e || condition == .ne {
+            emit(.test, width, .reg(first), .reg(first))
+        } else {
+            emit(.alu(.cmp), width, .reg(first), second)
+        }
+        return (shape, condition)
+    }
+
+    /// A comparison whose 0/1 result is needed as a value.
+    mutating func selectComparisonValue(_ instruction: Instruction, _ to: Reg) throws {
+        let isFloatEquality = [.ceqs, .ceqd, .cnes, .cned].contains(instruction.op)
+        let extra = isFloatEquality ? machine.newVirtual(.gpr) : -1
+        // Cleared at the result's width: a spilled `l` result must be zero in all 8 bytes.
+        let width = Selector.width(instruction.cls)
+        emit(.alu(.xor), width, .reg(to), .reg(to))
+        if isFloatEquality { emit(.alu(.xor), width, .reg(extra), .reg(extra)) }
+        let (_, condition) = try emitFlags(instruction)
+        emit(.setcc(condition), .b8, .reg(to))
+        if isFloatEquality {
+            let equal = instruction.op == .ceqs || instruction.op == .ceqd
+            emit(.setcc(equal ? .np : .p), .b8, .reg(extra))
+            emit(.alu(equal ? .and : .or), width, .reg(to), .reg(extra))
+        }
+    }
+
+    // MARK: Blocks
+
+    var currentBlock: Int { machine.blocks.count }
+
+    /// Selects the whole function.
+    mutating func run() throws -> MachineFunction {
+        for (index, block) in function.blocks.enumerated() {
+            if block.jump.kind == .jnz, block.jump.arg.isTemp {
+                let temp = block.jump.arg.index
+                let defining = definition[Int(temp)]
+                if defining >= 0, uses[Int(temp)] == 1, block.instructionRange.contains(Int(defining)),
+                   function.instructions[Int(defining)].op.isComparison {
+                    fused.insert(temp)
+                }
+            }
+            _ = index
+        }
+        predecessorCounts = function.predecessors().map(\.count)
+        var splitBlocks: [[MInstruction]] = []
+        for (index, block) in function.blocks.enumerated() {
+            code = []
+            location = block.location
+            if index == 0 { try selectParameters() }
+            var position = block.instructionRange.lowerBound
+            while position < block.instructionRange.upperBound {
+                try select(position)
+                position += 1
+            }
+            try selectJump(index, &splitBlocks)
+            machine.blocks.append(code)
+        }
+        machine.blocks.append(contentsOf: splitBlocks)
+        return machine
+    }
+
+    /// The parallel copy that phis of `successor` need on the edge from `block`.
+    mutating func phiMoves(from block: Int, to successor: Int) throws -> [(destination: Reg, source: MOperand)] {
+        var moves: [(destination: Reg, source: MOperand)] = []
+        for phi in function.phis[function.blocks[successor].phiRange] {
+            guard let argument = function.arguments(of: phi).first(where: { Int($0.block.index) == block }) else {
+                throw fail("phi without an argument for a predecessor")
+            }
+            moves.append((register(phi.to.index), try operand(argument.value, phi.cls)))
+        }
+        return moves
+    }
+
+    mutating func emitMoves(_ moves: [(destination: Reg, source: MOperand)]) {
+        guard !moves.isEmpty else { return }
+        machine.moves.append(moves)
+        emit(.parallelMove(Int32(machine.moves.count - 1)), .b64)
+    }
+
+    /// The block a jump to `successor` should target: a new block carrying the phi copies
+    /// when the edge needs them and cannot hold them in `block` itself.
+    mutating func edgeTarget(from block: Int, to successor: Int, _ splitBlocks: inout [[MInstruction]]) throws -> Int32 {
+        // Every critical edge gets a block of its own, so the register allocator always has
+        // a place for the copies an edge needs (emission drops the block if it stays empty).
+        let moves = try phiMoves(from: block, to: successor)
+        if moves.isEmpty && predecessorCounts[successor] <= 1 { return Int32(successor) }
+        let saved = code
+        code = []
+        emitMoves(moves)
+        emit(.jmp(Int32(successor)), .b64)
+        splitBlocks.append(code)
+        code = saved
+        return Int32(function.blocks.count + splitBlocks.count - 1)
+    }
+
+    mutating func selectJump(_ index: Int, _ splitBlocks: inout [[MInstruction]]) throws {
+        let jump = function.blocks[index].jump
+        location = jump.location
+        switch jump.kind {
+        case .jmp:
+            emitMoves(try phiMoves(from: index, to: Int(jump.target.index)))
+            emit(.jmp(Int32(jump.target.index)), .b64)
+        case .jnz where jump.target == jump.otherTarget:
+            emitMoves(try phiMoves(from: index, to: Int(jump.target.index)))
+            emit(.jmp(Int32(jump.target.index)), .b64)
+        case .jnz:
+            let yes = try edgeTarget(from: index, to: Int(jump.target.index), &splitBlocks)
+            let no = try edgeTarget(from: index, to: Int(jump.otherTarget.index), &splitBlocks)
+            if let constant = constant(jump.arg), constant.kind == .bits {
+                emit(.jmp(UInt32(truncatingIfNeeded: constant.bits) != 0 ? yes : no), .b64)
+                return
+            }
+            if jump.arg.isTemp, fused.contains(jump.arg.index) {
+                let compare = function.instructions[Int(definition[Int(jump.arg.index)])]
+                let (shape, condition) = try emitFlags(compare)
+                location = jump.location
+                if shape.isFloat && (condition == .e || condition == .ne) {
+                    // Equal needs ZF and not PF; not-equal is either.
+                    if condition == .e {
+                        emit(.jcc(.p, no), .b64)
+                        emit(.jcc(.e, yes), .b64)
+                    } else {
+                        emit(.jcc(.p, yes), .b64)
+                        emit(.jcc(.ne, yes), .b64)
+                    }
+                    emit(.jmp(no), .b64)
+                } else {
+                    emit(.jcc(condition, yes), .b64)
+                    emit(.jmp(no), .b64)
+                }
+                return
+            }
+            let value = try integerRegister(jump.arg, .b32)
+            emit(.test, .b32, .reg(value), .reg(value))
+            emit(.jcc(.ne, yes), .b64)
+            emit(.jmp(no), .b64)
+        case .ret, .retValue:
+            try selectReturn(jump)
+        case .hlt, .none:
+            emit(.ud2, .b64)
+        }
+    }
+}

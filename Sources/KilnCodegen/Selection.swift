@@ -1,0 +1,280 @@
+// Instruction selection: an SSA IL function to a machine function.
+//
+// Requires: a verified module whose functions went through the pass pipeline
+// (SSA form, no unreachable blocks).
+// Provides: a `MachineFunction` over virtual registers, one machine block per
+// IL block plus blocks that split critical edges carrying phi copies.
+//
+// Choices that pay for themselves: immediates folded into ALU forms, `lea` for
+// three-address adds, addressing modes folded from `add`/`mul`/`shl` chains,
+// static `alloc`s and data symbols as rip/rbp-relative operands, and a
+// comparison that feeds only its block's `jnz` fused into `cmp` + `jcc`.
+
+import KilnCode
+import KilnIL
+import KilnX64
+
+/// A construct the code generator does not handle, with where it is.
+public struct CodegenError: Error, CustomStringConvertible {
+    public var message: String
+    public var location: SourceLocation
+    public var description: String { message }
+}
+
+struct Selector {
+    let module: Module
+    let function: Function
+    let symbols: SymbolTable
+    var machine: MachineFunction
+    var code: [MInstruction] = []
+    var registerOfTemp: [Reg]
+    /// How many times each temporary is read.
+    var uses: [Int32]
+    /// The instruction defining each temporary (-1: a phi or nothing).
+    var definition: [Int32]
+    /// Temporaries whose comparison is emitted at the block's jump instead of at its definition.
+    var fused: Set<UInt32> = []
+    /// The number of predecessors of each IL block.
+    var predecessorCounts: [Int] = []
+    /// Temporaries computed only to be folded into addressing modes: not emitted.
+    var foldedAway: Set<UInt32> = []
+    /// Temporaries that name a static stack object.
+    var frameObjectOfTemp: [UInt32: Int32] = [:]
+    var location = SourceLocation.none
+    /// The hidden return pointer of a function returning a MEMORY aggregate.
+    var returnPointer: Reg = -1
+    /// Classification of the incoming arguments, for `vastart`.
+    var incomingIntegerCount = 0
+    var incomingSSECount = 0
+
+    init(module: Module, function: Function, symbols: SymbolTable) {
+        self.module = module
+        self.function = function
+        self.symbols = symbols
+        machine = MachineFunction(name: linkName(module.text(function.name)), isExported: function.linkage.isExport,
+                                  blocks: [], location: function.location)
+        registerOfTemp = Array(repeating: -1, count: function.temps.count)
+        uses = Array(repeating: 0, count: function.temps.count)
+        definition = Array(repeating: -1, count: function.temps.count)
+        for (index, instruction) in function.instructions.enumerated() {
+            if instruction.arg0.isTemp { uses[Int(instruction.arg0.index)] += 1 }
+            if instruction.arg1.isTemp { uses[Int(instruction.arg1.index)] += 1 }
+            if instruction.to.isTemp { definition[Int(instruction.to.index)] = Int32(index) }
+        }
+        for argument in function.phiArguments where argument.value.isTemp { uses[Int(argument.value.index)] += 1 }
+        for block in function.blocks where block.jump.arg.isTemp { uses[Int(block.jump.arg.index)] += 1 }
+        findAddressOnlyTemps()
+    }
+
+    /// An `add` used only as the address of loads and stores is folded into each of them,
+    /// and so is a scaling `mul`/`shl` used only inside such adds: neither is emitted.
+    mutating func findAddressOnlyTemps() {
+        var addressUses = [Int32](repeating: 0, count: function.temps.count)
+        for instruction in function.instructions {
+            if instruction.op.isLoad, instruction.arg0.isTemp { addressUses[Int(instruction.arg0.index)] += 1 }
+            if instruction.op.isStore, instruction.arg1.isTemp { addressUses[Int(instruction.arg1.index)] += 1 }
+        }
+        var indexUses = [Int32](repeating: 0, count: function.temps.count)
+        for instruction in function.instructions where instruction.op == .add && instruction.cls == .l && instruction.to.isTemp {
+            let temp = Int(instruction.to.index)
+            guard uses[temp] > 0, uses[temp] == addressUses[temp], isFoldable(instruction) else { continue }
+            foldedAway.insert(UInt32(temp))
+            for operand in [instruction.arg0, instruction.arg1] where operand.isTemp && scaledIndex(operand) != nil {
+                indexUses[Int(operand.index)] += 1
+            }
+        }
+        for (temp, count) in indexUses.enumerated() where count > 0 && count == uses[temp] {
+            foldedAway.insert(UInt32(temp))
+        }
+    }
+
+    /// Whether `foldAddress` turns this add into an addressing mode.
+    func isFoldable(_ add: Instruction) -> Bool {
+        guard add.arg0.isTemp || add.arg1.isTemp else { return false }
+        for (base, other) in [(add.arg0, add.arg1), (add.arg1, add.arg0)] where base.isTemp {
+            if let constant = constant(other), constant.kind == .bits {
+                let offset = Int64(bitPattern: constant.bits)
+                if offset >= Int64(Int32.min) && offset <= Int64(Int32.max) { return true }
+            }
+        }
+        return add.arg0.isTemp && add.arg1.isTemp
+    }
+
+    func fail(_ message: String) -> CodegenError {
+        CodegenError(message: message, location: location)
+    }
+
+    mutating func emit(_ op: MOp, _ width: Width, _ a: MOperand = .none, _ b: MOperand = .none, _ c: MOperand = .none) {
+        code.append(MInstruction(op, width, a, b, c, at: location))
+    }
+
+    // MARK: Registers and operands
+
+    static func width(_ cls: Class) -> Width { cls == .w || cls == .s ? .b32 : .b64 }
+
+    func bank(_ cls: Class) -> Bank { cls.isFloat ? .xmm : .gpr }
+
+    /// The virtual register of a temporary.
+    mutating func register(_ temp: UInt32) -> Reg {
+        let index = Int(temp)
+        if registerOfTemp[index] < 0 {
+            registerOfTemp[index] = machine.newVirtual(bank(function.temps[index].cls ?? .l))
+        }
+        return registerOfTemp[index]
+    }
+
+    func constant(_ value: Value) -> Constant? {
+        value.isConstant ? function.constants[Int(value.index)] : nil
+    }
+
+    /// An integer operand: a register, or an immediate when it fits the instruction
+    /// (`imm32` sign-extended for 64-bit forms).
+    mutating func integerOperand(_ value: Value, _ width: Width, allowImmediate: Bool = true) throws -> MOperand {
+        if value.isTemp { return .reg(register(value.index)) }
+        guard let constant = constant(value) else { throw fail("missing operand") }
+        if constant.kind == .bits {
+            let bits = width == .b64 ? Int64(bitPattern: constant.bits) : Int64(Int32(truncatingIfNeeded: constant.bits))
+            if allowImmediate && bits >= Int64(Int32.min) && bits <= Int64(Int32.max) { return .imm(bits) }
+            let temporary = machine.newVirtual(.gpr)
+            emit(.mov, width, .reg(temporary), .imm(bits))
+            return .reg(temporary)
+        }
+        return .reg(try materializeAddress(constant))
+    }
+
+    /// An integer value in a register.
+    mutating func integerRegister(_ value: Value, _ width: Width) throws -> Reg {
+        let operand = try integerOperand(value, width, allowImmediate: false)
+        return operand.register!
+    }
+
+    /// The address of a symbol constant, in a new register.
+    mutating func materializeAddress(_ constant: Constant) throws -> Reg {
+        let result = machine.newVirtual(.gpr)
+        let offset = Int64(bitPattern: constant.bits)
+        let target = symbols.target(constant.symbol, in: module)
+        switch target {
+        case .threadLocal:
+            let info = CallInfo(uses: [physical(GPR.rdi)], results: [physical(GPR.rax)])
+            machine.calls.append(info)
+            machine.makesCalls = true
+            emit(.mov, .b32, .reg(physical(GPR.rdi)), .target(target, offset))
+            emit(.call(Int32(machine.calls.count - 1)), .b64, .mem(MMem(base: .target(.slot("kiln.tls.address")))))
+            emit(.mov, .b64, .reg(result), .reg(physical(GPR.rax)))
+        case .external(let name):
+            emit(.mov, .b64, .reg(result), .mem(MMem(base: .target(.slot(name)))))
+            if offset != 0 { try addOffset(result, offset) }
+        default:
+            if offset >= Int64(Int32.min) && offset <= Int64(Int32.max) {
+                emit(.lea, .b64, .reg(result), .mem(MMem(base: .target(target), displacement: Int32(offset))))
+            } else {
+                emit(.lea, .b64, .reg(result), .mem(MMem(base: .target(target))))
+                try addOffset(result, offset)
+            }
+        }
+        return result
+    }
+
+    mutating func addOffset(_ register: Reg, _ offset: Int64) throws {
+        if offset >= Int64(Int32.min) && offset <= Int64(Int32.max) {
+            emit(.alu(.add), .b64, .reg(register), .imm(offset))
+        } else {
+            let temporary = machine.newVirtual(.gpr)
+            emit(.mov, .b64, .reg(temporary), .imm(offset))
+            emit(.alu(.add), .b64, .reg(register), .reg(temporary))
+        }
+    }
+
+    /// A floating operand: a register, or a constant-pool memory operand.
+    mutating func floatOperand(_ value: Value, _ cls: Class) throws -> MOperand {
+        if value.isTemp { return .reg(register(value.index)) }
+        guard let constant = constant(value) else { throw fail("missing operand") }
+        if constant.kind == .address { throw fail("a symbol address cannot be a floating-point operand") }
+        let size = cls == .s ? 4 : 8
+        var bytes = (0..<size).map { UInt8(truncatingIfNeeded: constant.bits >> (8 * UInt64($0))) }
+        bytes.append(contentsOf: repeatElement(0, count: 16 - size))
+        return .mem(MMem(base: .pool(machine.poolEntry(bytes))))
+    }
+
+    mutating func floatRegister(_ value: Value, _ cls: Class) throws -> Reg {
+        let operand = try floatOperand(value, cls)
+        if let register = operand.register { return register }
+        let temporary = machine.newVirtual(.xmm)
+        emit(.fmov, Selector.width(cls), .reg(temporary), operand)
+        return temporary
+    }
+
+    /// Any operand for a value of class `cls`, as a move source.
+    mutating func operand(_ value: Value, _ cls: Class) throws -> MOperand {
+        cls.isFloat ? try floatOperand(value, cls) : try integerOperand(value, Selector.width(cls))
+    }
+
+    /// A memory operand for the address held in `value`, folding what it can.
+    mutating func address(_ value: Value) throws -> MMem {
+        if let constant = constant(value) {
+            if constant.kind == .address {
+                let target = symbols.target(constant.symbol, in: module)
+                let offset = Int64(bitPattern: constant.bits)
+                switch target {
+                case .function, .data:
+                    if offset >= Int64(Int32.min) && offset <= Int64(Int32.max) {
+                        return MMem(base: .target(target), displacement: Int32(offset))
+                    }
+                default:
+                    break
+                }
+            }
+            return MMem(base: .reg(try integerRegister(value, .b64)))
+        }
+        let temp = value.index
+        if let object = frameObjectOfTemp[temp] { return MMem(base: .frame(object)) }
+        let defining = definition[Int(temp)]
+        if defining >= 0 {
+            let instruction = function.instructions[Int(defining)]
+            if instruction.op == .add && instruction.cls == .l, let folded = try foldAddress(instruction) {
+                return folded
+            }
+        }
+        return MMem(base: .reg(register(temp)))
+    }
+
+    /// `add a, b` as an addressing mode, when one operand is a small constant or a scaled index.
+    mutating func foldAddress(_ add: Instruction) throws -> MMem? {
+        for (base, other) in [(add.arg0, add.arg1), (add.arg1, add.arg0)] where base.isTemp {
+            if let constant = constant(other), constant.kind == .bits {
+                let offset = Int64(bitPattern: constant.bits)
+                guard offset >= Int64(Int32.min), offset <= Int64(Int32.max) else { continue }
+                if let object = frameObjectOfTemp[base.index] {
+                    return MMem(base: .frame(object), displacement: Int32(offset))
+                }
+                return MMem(base: .reg(register(base.index)), displacement: Int32(offset))
+            }
+            if other.isTemp {
+                if let (index, scale) = scaledIndex(other) {
+                    return MMem(base: .reg(register(base.index)), index: register(index), scale: scale)
+                }
+            }
+        }
+        if add.arg0.isTemp && add.arg1.isTemp {
+            return MMem(base: .reg(register(add.arg0.index)), index: register(add.arg1.index))
+        }
+        return nil
+    }
+
+    /// `mul i, 1/2/4/8` or `shl i, 0-3` (class l) as an index and a scale.
+    func scaledIndex(_ value: Value) -> (UInt32, Scale)? {
+        let defining = definition[Int(value.index)]
+        guard defining >= 0 else { return nil }
+        let instruction = function.instructions[Int(defining)]
+        guard instruction.cls == .l, instruction.arg0.isTemp, let constant = constant(instruction.arg1),
+              constant.kind == .bits else { return nil }
+        let scales: [UInt64: Scale]
+        switch instruction.op {
+        case .mul: scales = [1: .x1, 2: .x2, 4: .x4, 8: .x8]
+        case .shl: scales = [0: .x1, 1: .x2, 2: .x4, 3: .x8]
+        default: return nil
+        }
+        guard let scale = scales[constant.bits] else { return nil }
+        return (instruction.arg0.index, scale)
+    }
+}

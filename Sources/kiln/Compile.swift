@@ -1,0 +1,63 @@
+// `kiln compile`: compile without running, optionally timing each phase.
+
+import ArgumentParser
+import Foundation
+import KilnCode
+import KilnCodegen
+import KilnIL
+import KilnLoader
+
+struct Compile: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compile IL files to machine code in memory without running them.",
+        discussion: "Exits with status 0 when every file compiles. With --times, prints the time of each phase."
+    )
+
+    @Argument(help: "IL files to compile.")
+    var files: [String]
+
+    @Flag(name: .long, help: "Print the time spent in each phase.")
+    var times = false
+
+    @Option(name: .long, help: "Write each function's machine code to DIR/NAME.bin (for external disassemblers).")
+    var writeCode: String?
+
+    func run() throws {
+        var failed = false
+        let clock = ContinuousClock()
+        for path in files {
+            let start = clock.now
+            guard let module = frontEnd(path) else { failed = true; continue }
+            let parsed = clock.now - start
+            var phases = PhaseTimes()
+            do {
+                let compiled = try compileModule(module, times: &phases)
+                if let directory = writeCode {
+                    for function in compiled.functions {
+                        FileManager.default.createFile(atPath: "\(directory)/\(function.name).bin", contents: Data(function.code))
+                    }
+                }
+                if times {
+                    func ms(_ duration: Duration) -> String {
+                        let value = Double(duration.components.seconds) * 1e3 + Double(duration.components.attoseconds) / 1e15
+                        return String(format: "%8.3f ms", value)
+                    }
+                    print("\(path):")
+                    print("  parse+verify \(ms(parsed))")
+                    print("  passes       \(ms(phases.passes))")
+                    print("  selection    \(ms(phases.selection))")
+                    print("  allocation   \(ms(phases.allocation))")
+                    print("  emission     \(ms(phases.emission))")
+                    print("  data         \(ms(phases.data))")
+                    let bytes = compiled.functions.reduce(0) { $0 + $1.code.count }
+                    print("  \(compiled.functions.count) functions, \(bytes) bytes of code")
+                }
+            } catch {
+                printError("\(error)")
+                failed = true
+            }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+

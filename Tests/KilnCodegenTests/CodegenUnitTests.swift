@@ -1,0 +1,116 @@
+// The code generator's own rules, checked on compiled (not run) code:
+// relocations instead of addresses, the SysV classification of aggregates,
+// and clear errors for what it does not compile.
+
+import KilnCode
+@testable import KilnCodegen
+import KilnIL
+import Testing
+
+func compiled(_ text: String) throws -> (Module, CompiledModule) {
+    let (module, diagnostics) = parseAndVerify(SourceFile(name: "test.ssa", text: text))
+    try #require(!diagnostics.contains { $0.severity == .error }, "\(diagnostics)")
+    return (module, try compileModule(module))
+}
+
+@Suite struct CodegenUnitTests {
+    @Test func everyOutsideReferenceIsARelocation() throws {
+        let (_, module) = try compiled("""
+            data $counter = { w 0 }
+            thread data $local = { w 1 }
+            function w $helper() {
+            @start
+            	ret 1
+            }
+            export function w $main() {
+            @start
+            	%a =w call $helper()
+            	%b =w call $puts(l $counter)
+            	%c =w loadw $counter
+            	%d =l copy thread $local
+            	%e =l copy $stderr
+            	call $use(w %c, l %d, l %e)
+            	ret 0
+            }
+            """)
+        let main = try #require(module.functions.first { $0.name == "main" })
+        let targets = Set(main.relocations.map(\.target))
+        #expect(targets.contains(.function(0)))
+        #expect(targets.contains(.slot("puts")))
+        #expect(targets.contains(.data(0)))
+        #expect(targets.contains(.threadLocal(1)))
+        #expect(targets.contains(.slot("kiln.tls.address")))
+        // External data is reached through a slot too, never a rel32 to something far away.
+        #expect(targets.contains(.slot("stderr")))
+        #expect(!targets.contains { if case .external = $0 { true } else { false } })
+        for relocation in main.relocations {
+            #expect(Int(relocation.offset) + relocation.kind.size <= main.code.count)
+        }
+    }
+
+    @Test func dataItemsLayOutPackedWithRelocations() throws {
+        let (_, module) = try compiled("""
+            data $a = { b 1, h 2, w 3, l 4, l $a + 8, w $b, z 3, b "hi" }
+            data $b = align 16 { z 8 }
+            """)
+        let a = module.data[0]
+        #expect(a.bytes.count == 1 + 2 + 4 + 8 + 8 + 4 + 3 + 2)
+        #expect(Array(a.bytes.prefix(7)) == [1, 2, 0, 3, 0, 0, 0])
+        #expect(a.relocations == [
+            Relocation(offset: 15, kind: .absolute64, target: .data(0), addend: 8),
+            Relocation(offset: 23, kind: .absolute32, target: .data(1), addend: 0),
+        ])
+        #expect(module.data[1].alignment == 16)
+    }
+
+    @Test func aggregateClassification() throws {
+        let (module, _) = try compiled("""
+            type :ints = { w, w, l }
+            type :floats = { d, d }
+            type :mixed = { d, w }
+            type :big = { l, l, l }
+            type :dark = align 8 { 8 }
+            type :un = { { b } { s } }
+            type :nested = { :floats }
+            """)
+        func shape(_ index: Int) -> [EightbyteClass]? { classify(TypeID(index: UInt32(index)), in: module).eightbytes }
+        #expect(shape(0) == [.integer, .integer])
+        #expect(shape(1) == [.sse, .sse])
+        #expect(shape(2) == [.sse, .integer])
+        #expect(shape(3) == nil)
+        #expect(shape(4) == nil)
+        #expect(shape(5) == [.integer])
+        #expect(shape(6) == [.sse, .sse])
+    }
+
+    @Test func managedReferencesAreReportedNotMiscompiled() throws {
+        let (module, diagnostics) = parseAndVerify(SourceFile(name: "r.ssa", text: """
+            function r $f() {
+            @start
+            	%o =r rnew 2
+            	ret %o
+            }
+            """))
+        #expect(diagnostics.isEmpty)
+        #expect(throws: CompileError.self) { try compileModule(module) }
+    }
+
+    @Test func spillingKeepsEveryValue() throws {
+        // Forty values live across a call: most must live in stack slots.
+        var body = ""
+        for index in 0..<40 { body += "\t%v\(index) =l add %n, \(index)\n" }
+        body += "\tcall $g()\n\t%s0 =l copy 0\n"
+        for index in 0..<40 { body += "\t%s\(index + 1) =l add %s\(index), %v\(index)\n" }
+        let (_, module) = try compiled("""
+            function $g() {
+            @start
+            	ret
+            }
+            function l $f(l %n) {
+            @start
+            \(body)	ret %s40
+            }
+            """)
+        #expect(module.functions[1].code.count > 100)
+    }
+}
