@@ -356,20 +356,21 @@ extension Parser {
     }
 
     func parseOperands(_ op: Opcode, _ cls: Class, to: Value, at token: Token) throws {
-        var operands: [Value] = []
-        var locations: [SourceLocation] = []
+        // Two locals rather than an array: this runs for most lines of a file.
+        var first: Value = .none, second: Value = .none
         if peek().kind != .newline && peek().kind != .eof {
-            while true {
-                let operand = next()
-                locations.append(operand.location)
-                operands.append(try value(operand))
-                if peek().kind != .comma { break }
+            first = try value(next())
+            if peek().kind == .comma {
                 _ = next()
-                if operands.count == 2 { throw fail("too many operands for \(op.name)", at: peek()) }
+                second = try value(next())
+                if peek().kind == .comma {
+                    _ = next()
+                    throw fail("too many operands for \(op.name)", at: peek())
+                }
             }
         }
         try endOfLine()
-        emit(Instruction(op, cls, to: to, operands.first ?? .none, operands.count > 1 ? operands[1] : .none, at: token.location))
+        emit(Instruction(op, cls, to: to, first, second, at: token.location))
     }
 
     func parsePhi(to: Value, cls: Class, current: Int, at token: Token) throws {

@@ -1,0 +1,51 @@
+// kiln-bench: the benchmarks, one subcommand each.
+//
+// Each benchmark makes its own input, times the work after a warm-up, and
+// prints a small table with the goal it is measured against. It runs in
+// release mode (`swift run -c release kiln-bench NAME`) and is never part of
+// the test suite. A new benchmark is a function taking its arguments plus one
+// row in `benchmarks`.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A subcommand: its name, one line for the usage text, and what it runs.
+struct Benchmark {
+    var name: String
+    var summary: String
+    var run: ([String]) throws -> Void
+}
+
+let benchmarks: [Benchmark] = [
+    Benchmark(name: "frontend",
+              summary: "parse + verify a generated IL file [--lines N] [--repeat N] [--seed N] [--dump PATH]",
+              run: runFrontEndBenchmark),
+    Benchmark(name: "programs",
+              summary: "run time of Benchmarks/programs: gcc -O2/-O0, qbe, kiln run [--runs N] [--kiln PATH] [--qbe PATH] [--only NAME,...] [--dir DIR]",
+              run: runProgramsBenchmark),
+    Benchmark(name: "compile",
+              summary: "IL lines/s to runnable code, kiln vs qbe + as [--runs N] [--qbe PATH] [--cproc PATH] [--files F...] [--sources C...] [--lines N] [--keep DIR]",
+              run: runCompileBenchmark),
+]
+
+@MainActor func printUsage() {
+    print("usage: kiln-bench BENCHMARK [options]")
+    for benchmark in benchmarks {
+        print("  \(benchmark.name.padding(12))\(benchmark.summary)")
+    }
+}
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard let name = arguments.first, let benchmark = benchmarks.first(where: { $0.name == name }) else {
+    printUsage()
+    exit(arguments.first == nil || arguments.first == "--help" ? 0 : 2)
+}
+do {
+    try benchmark.run(Array(arguments.dropFirst()))
+} catch {
+    print("kiln-bench \(name): \(error)")
+    exit(2)
+}
