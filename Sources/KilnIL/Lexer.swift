@@ -29,27 +29,47 @@ struct Token {
     /// For strings: byte range of the text between the quotes, in the source.
     var start: UInt32 = 0
     var count: UInt32 = 0
-    /// For `.invalid`: what was wrong.
-    var message: String = ""
+    /// For `.invalid`: what was wrong (a byte, not a `String`, so tokens copy for free).
+    var problem: LexProblem = .none
     /// For integers: the literal did not fit in 64 bits.
     var overflowed = false
 }
 
-/// Character classes of ASCII bytes, as QBE's lexer uses them.
-@usableFromInline let characterClass: [UInt8] = {
-    var table = [UInt8](repeating: 0, count: 256)
-    for c in UInt8(ascii: "a")...UInt8(ascii: "z") { table[Int(c)] = 1 | 2 }
-    for c in UInt8(ascii: "A")...UInt8(ascii: "Z") { table[Int(c)] = 1 | 2 }
-    for c in UInt8(ascii: "0")...UInt8(ascii: "9") { table[Int(c)] = 2 | 4 }
-    table[Int(UInt8(ascii: "."))] = 1 | 2
-    table[Int(UInt8(ascii: "_"))] = 1 | 2
-    table[Int(UInt8(ascii: "$"))] = 2
-    return table
-}()
+/// What made a token `.invalid`. The offending byte, where there is one, is in `Token.bits`.
+enum LexProblem: UInt8 {
+    case none, invalidCharacter, nameExpected, unterminatedQuotedName, unterminatedString
+    case integerAfterMinus, invalidInteger, invalidFloat
+}
 
-/// Bit 1: may start a name; bit 2: may continue a name; bit 4: decimal digit.
-@inline(__always) func startsName(_ c: UInt8) -> Bool { characterClass[Int(c)] & 1 != 0 }
-@inline(__always) func continuesName(_ c: UInt8) -> Bool { characterClass[Int(c)] & 2 != 0 }
+extension Token {
+    /// What was wrong with an `.invalid` token (`Lexer.message(of:)` adds the text of a bad float).
+    var message: String {
+        switch problem {
+        case .none: return ""
+        case .invalidCharacter:
+            let c = UInt8(truncatingIfNeeded: bits)
+            return c >= 0x20 && c < 0x7F ? "invalid character '\(Character(Unicode.Scalar(c)))'"
+                : "invalid byte 0x\(String(c, radix: 16))"
+        case .nameExpected: return "a name must follow '\(Character(Unicode.Scalar(UInt8(truncatingIfNeeded: bits))))'"
+        case .unterminatedQuotedName: return "unterminated quoted name"
+        case .unterminatedString: return "unterminated string"
+        case .integerAfterMinus: return "integer expected after '-'"
+        case .invalidInteger: return "invalid integer literal (only decimal digits are allowed)"
+        case .invalidFloat: return "invalid floating-point literal"
+        }
+    }
+}
+
+// Character classes as QBE's lexer uses them, by arithmetic rather than a table:
+// a global table is lazily initialised in Swift, and its accessor would run for
+// every byte of every name.
+@inline(__always) func isLetter(_ c: UInt8) -> Bool { (c | 0x20) &- UInt8(ascii: "a") < 26 }
+@inline(__always) func startsName(_ c: UInt8) -> Bool {
+    isLetter(c) || c == UInt8(ascii: ".") || c == UInt8(ascii: "_")
+}
+@inline(__always) func continuesName(_ c: UInt8) -> Bool {
+    startsName(c) || isDigit(c) || c == UInt8(ascii: "$")
+}
 @inline(__always) func isDigit(_ c: UInt8) -> Bool { c &- 0x30 < 10 }
 
 struct Lexer {
@@ -59,6 +79,14 @@ struct Lexer {
     init(text: UnsafeBufferPointer<UInt8>) { self.text = text }
 
     @inline(__always) func byte(at index: Int) -> UInt8 { index < text.count ? text[index] : 0 }
+
+    /// The message of an `.invalid` token, quoting the literal when it is a float.
+    func message(of token: Token) -> String {
+        guard token.problem == .invalidFloat else { return token.message }
+        let range = Int(token.start)..<Int(token.start + token.count)
+        let literal = String(decoding: UnsafeBufferPointer(rebasing: text[range]), as: UTF8.self)
+        return "invalid floating-point literal '\(literal)'"
+    }
 
     /// Reads the next token, interning names into `names`.
     mutating func next(_ names: inout NameTable) -> Token {
@@ -117,9 +145,8 @@ struct Lexer {
             } else {
                 position += 1
                 token.kind = .invalid
-                token.message = c >= 0x20 && c < 0x7F
-                    ? "invalid character '\(Character(Unicode.Scalar(c)))'"
-                    : "invalid byte 0x\(String(c, radix: 16))"
+                token.problem = .invalidCharacter
+                token.bits = UInt64(c)
             }
         }
         return token
@@ -140,7 +167,8 @@ struct Lexer {
         let range = scanName()
         if range.isEmpty {
             token.kind = .invalid
-            token.message = "a name must follow '\(Character(Unicode.Scalar(sigil)))'"
+            token.problem = .nameExpected
+            token.bits = UInt64(sigil)
             return
         }
         token.kind = kind
@@ -152,7 +180,7 @@ struct Lexer {
         let start = position
         guard let end = scanQuoted() else {
             token.kind = .invalid
-            token.message = "unterminated quoted name"
+            token.problem = .unterminatedQuotedName
             return
         }
         token.kind = .global
@@ -176,7 +204,7 @@ struct Lexer {
         let open = position
         guard let end = scanQuoted() else {
             token.kind = .invalid
-            token.message = "unterminated string"
+            token.problem = .unterminatedString
             return
         }
         token.kind = .string
@@ -191,7 +219,7 @@ struct Lexer {
             position += 1
             guard position < text.count, isDigit(text[position]) else {
                 token.kind = .invalid
-                token.message = "integer expected after '-'"
+                token.problem = .integerAfterMinus
                 return
             }
         }
@@ -208,7 +236,7 @@ struct Lexer {
             // `12ab` is not a number followed by a word; say so instead of guessing.
             while position < text.count && continuesName(text[position]) { position += 1 }
             token.kind = .invalid
-            token.message = "invalid integer literal (only decimal digits are allowed)"
+            token.problem = .invalidInteger
             return
         }
         token.kind = .integer
@@ -238,7 +266,9 @@ struct Lexer {
             token.bits = value.bitPattern
         } else {
             token.kind = .invalid
-            token.message = "invalid floating-point literal '\(single ? "s" : "d")_\(literal)'"
+            token.problem = .invalidFloat
+            token.start = UInt32(start - 2)
+            token.count = UInt32(position - start + 2)
         }
     }
 

@@ -173,6 +173,9 @@ public enum Keyword: UInt32, CaseIterable, Sendable {
     case loadw, loadl, loads, loadd, alloc1, alloc2
     case rstore, rstoreb
 
+    /// The number of keywords (`allCases` builds an array on every use; this is a constant).
+    public static let count = UInt32(Keyword.rstoreb.rawValue + 1)
+
     /// The keyword's spelling.
     public var text: String {
         switch self {
@@ -210,12 +213,12 @@ private let keywordTable: NameTable = {
 extension NameTable {
     /// The keyword a name spells, if any.
     @inlinable public func keyword(_ name: Name) -> Keyword? {
-        name.index < UInt32(Keyword.allCases.count) ? Keyword(rawValue: name.index) : nil
+        name.index < Keyword.count ? Keyword(rawValue: name.index) : nil
     }
 
     /// The public opcode a name spells, if any.
     @inlinable public func opcode(_ name: Name) -> Opcode? {
-        let first = UInt32(Keyword.allCases.count)
+        let first = Keyword.count
         guard name.index >= first, name.index < first + UInt32(Opcode.firstStructural.rawValue) else { return nil }
         return Opcode(rawValue: UInt8(name.index - first))
     }

@@ -92,7 +92,7 @@ extension Parser {
             let count = UInt32(module.stringBytes.count) - start
             return DataItem(kind: .string(start: start, count: count), type: letter, isManaged: isManaged, at: token.location)
         case .invalid:
-            throw fail(token.message, at: token)
+            throw fail(lexer.message(of: token), at: token)
         default:
             return nil
         }

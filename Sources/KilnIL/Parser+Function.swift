@@ -17,7 +17,8 @@ extension Parser {
             for index in blockStamp.indices { blockStamp[index] = 0 }
         }
         function = Function(name: name, location: location)
-        constantIndex.removeAll(keepingCapacity: true)
+        for slot in usedConstantSlots { constantSlots[slot] = 0 }
+        usedConstantSlots.removeAll(keepingCapacity: true)
         blockOrder.removeAll(keepingCapacity: true)
         blockFirstUse.removeAll(keepingCapacity: true)
         currentBlock = nil
@@ -62,11 +63,39 @@ extension Parser {
     }
 
     func constant(_ constant: Constant) -> Value {
-        if let index = constantIndex[constant] { return .constant(index) }
+        let mask = constantSlots.count - 1
+        var slot = Parser.hash(constant) & mask
+        while constantSlots[slot] != 0 {
+            let index = constantSlots[slot] - 1
+            if function.constants[Int(index)] == constant { return .constant(index) }
+            slot = (slot + 1) & mask
+        }
         let index = UInt32(function.constants.count)
         function.constants.append(constant)
-        constantIndex[constant] = index
+        constantSlots[slot] = index + 1
+        usedConstantSlots.append(slot)
+        if function.constants.count * 2 > constantSlots.count { growConstantSlots() }
         return .constant(index)
+    }
+
+    @inline(__always) static func hash(_ constant: Constant) -> Int {
+        var value = constant.bits &* 0x9E37_79B9_7F4A_7C15
+        value ^= UInt64(constant.symbol.index) &* 0xC2B2_AE3D_27D4_EB4F
+        value ^= UInt64(constant.kind.rawValue) | UInt64(constant.floatKind.rawValue) << 2
+            | (constant.isThreadLocal ? 16 : 0) | (constant.isExtern ? 32 : 0)
+        return Int(truncatingIfNeeded: value ^ (value >> 31))
+    }
+
+    func growConstantSlots() {
+        constantSlots = Array(repeating: 0, count: constantSlots.count * 2)
+        usedConstantSlots.removeAll(keepingCapacity: true)
+        let mask = constantSlots.count - 1
+        for (index, constant) in function.constants.enumerated() {
+            var slot = Parser.hash(constant) & mask
+            while constantSlots[slot] != 0 { slot = (slot + 1) & mask }
+            constantSlots[slot] = UInt32(index + 1)
+            usedConstantSlots.append(slot)
+        }
     }
 
     @inline(__always) func emit(_ instruction: Instruction) {
@@ -475,7 +504,7 @@ extension Parser {
             }
             return constant(Constant(symbol: current.name, isThreadLocal: isThread, isExtern: isExtern))
         case .invalid:
-            throw fail(token.message, at: token)
+            throw fail(lexer.message(of: token), at: token)
         default:
             throw fail("operand expected, found \(describe(token))", at: token)
         }

@@ -42,7 +42,11 @@ final class Parser {
     var tempSlot: [UInt32] = []
     var blockStamp: [UInt32] = []
     var blockSlot: [UInt32] = []
-    var constantIndex: [Constant: UInt32] = [:]
+    /// Open-addressing table of the function's constants (indices + 1; 0 is empty), so each
+    /// constant is stored once without hashing through `Hasher`.
+    var constantSlots: [UInt32] = Array(repeating: 0, count: 256)
+    /// The slots filled for the current function, to clear them when the next one starts.
+    var usedConstantSlots: [Int] = []
     var blockOrder: [UInt32] = []
     var blockFirstUse: [SourceLocation] = []
     var currentBlock: Int?
@@ -88,7 +92,7 @@ final class Parser {
     }
 
     func fail(_ message: String, at token: Token) -> ParseError {
-        if token.kind == .invalid { return ParseError(message: token.message, location: token.location) }
+        if token.kind == .invalid { return ParseError(message: lexer.message(of: token), location: token.location) }
         return ParseError(message: message, location: token.location)
     }
 
@@ -119,7 +123,7 @@ final class Parser {
         case .leftBrace: "'{'"
         case .rightBrace: "'}'"
         case .ellipsis: "'...'"
-        case .invalid: token.message
+        case .invalid: lexer.message(of: token)
         }
     }
 

@@ -31,7 +31,7 @@ public let runtimeServices: [String: RuntimeService] = {
 }()
 
 extension Verifier {
-    mutating func checkRuntimeService(_ function: Function, _ symbol: Name, arguments: Range<UInt32>, call: Instruction) {
+    func checkRuntimeService(_ function: Function, _ symbol: Name, arguments: Range<UInt32>, call: Instruction) {
         let full = text(symbol)
         let serviceName = String(full.dropFirst("kiln.".count))
         guard let service = runtimeServices[serviceName] else {

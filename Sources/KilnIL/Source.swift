@@ -3,9 +3,11 @@
 // Every entity of the IR carries a `SourceLocation`: a byte offset into the
 // file it came from. Offsets are four bytes and cost nothing to record while
 // parsing; the line and column are computed only when a message is printed or
-// a line table is built, from the line starts that the lexer collects as it
-// goes. A `Diagnostic` is a located message; the front end never stops at the
+// a line table is built, from the line starts, which are found the first time
+// they are needed. A `Diagnostic` is a located message; the front end never stops at the
 // first one, it collects them all and the caller decides what to do.
+
+import Synchronization
 
 /// A position in a source file, as a byte offset from its start.
 public struct SourceLocation: Hashable, Comparable, Sendable {
@@ -29,21 +31,29 @@ public final class SourceFile: Sendable {
     public let name: String
     /// The file's bytes, exactly as read.
     public let bytes: [UInt8]
-    /// Byte offset of the first character of each line; line 1 starts at 0.
-    public let lineStarts: [UInt32]
+    /// Byte offsets where lines start, computed on first use (a clean compile never asks).
+    private let lineStartsCache = Mutex<[UInt32]?>(nil)
 
-    /// Makes a source file and indexes its lines.
+    /// Byte offset of the first character of each line; line 1 starts at 0.
+    public var lineStarts: [UInt32] {
+        lineStartsCache.withLock { cache in
+            if let starts = cache { return starts }
+            var starts: [UInt32] = [0]
+            starts.reserveCapacity(bytes.count / 24 + 1)
+            bytes.withUnsafeBufferPointer { buffer in
+                for index in 0..<buffer.count where buffer[index] == 0x0A {
+                    starts.append(UInt32(index + 1))
+                }
+            }
+            cache = starts
+            return starts
+        }
+    }
+
+    /// Makes a source file; nothing is scanned until a line is asked for.
     public init(name: String, bytes: [UInt8]) {
         self.name = name
         self.bytes = bytes
-        var starts: [UInt32] = [0]
-        starts.reserveCapacity(bytes.count / 24 + 1)
-        bytes.withUnsafeBufferPointer { buffer in
-            for index in 0..<buffer.count where buffer[index] == 0x0A {
-                starts.append(UInt32(index + 1))
-            }
-        }
-        self.lineStarts = starts
     }
 
     /// Makes a source file from a string.
@@ -55,6 +65,7 @@ public final class SourceFile: Sendable {
     public func lineAndColumn(of location: SourceLocation) -> (line: Int, column: Int) {
         guard location != .none else { return (0, 0) }
         let offset = min(location.offset, UInt32(bytes.count))
+        let lineStarts = self.lineStarts
         var low = 0
         var high = lineStarts.count - 1
         while low < high {
@@ -66,6 +77,7 @@ public final class SourceFile: Sendable {
 
     /// The text of a 1-based line, without its line terminator.
     public func lineText(_ line: Int) -> String {
+        let lineStarts = self.lineStarts
         guard line >= 1, line <= lineStarts.count else { return "" }
         let start = Int(lineStarts[line - 1])
         var end = line < lineStarts.count ? Int(lineStarts[line]) - 1 : bytes.count

@@ -1,7 +1,7 @@
 // Function-level rules: classes of temporaries, operands, calls, phis, jumps.
 
 extension Verifier {
-    mutating func checkFunction(_ function: inout Function) {
+    func checkFunction(_ function: inout Function) {
         assignClasses(&function)
         let predecessors = function.predecessors()
         for (blockIndex, block) in function.blocks.enumerated() {
@@ -12,7 +12,7 @@ extension Verifier {
     }
 
     /// Gives every temporary the class of its definitions; reports conflicts and temporaries never defined.
-    mutating func assignClasses(_ function: inout Function) {
+    func assignClasses(_ function: inout Function) {
         var definedAt = [SourceLocation](repeating: .none, count: function.temps.count)
         var conflicts: [(Int, Class, SourceLocation)] = []
         func define(_ value: Value, _ cls: Class, _ location: SourceLocation) {
@@ -41,7 +41,7 @@ extension Verifier {
     }
 
     /// Checks that `value` may be used where `expected` is required.
-    mutating func checkUse(_ function: Function, _ value: Value, _ expected: Class, _ what: @autoclosure () -> String,
+    func checkUse(_ function: Function, _ value: Value, _ expected: Class, _ what: @autoclosure () -> String,
                            at location: SourceLocation) {
         switch value.kind {
         case .temp:
@@ -69,7 +69,7 @@ extension Verifier {
     }
 
     /// `thread $x` must name thread-local data, and thread-local data must be reached with `thread`.
-    mutating func checkAddress(_ constant: Constant, at location: SourceLocation) {
+    func checkAddress(_ constant: Constant, at location: SourceLocation) {
         guard let target = symbols[constant.symbol] else {
             if text(constant.symbol).hasPrefix("kiln.") {
                 diagnostics.error("$\(text(constant.symbol)) is a runtime service: call it, do not take its address", at: location)
@@ -83,7 +83,7 @@ extension Verifier {
         }
     }
 
-    mutating func checkInstructions(_ function: Function, _ block: Block) {
+    func checkInstructions(_ function: Function, _ block: Block) {
         var index = block.instructionStart
         let end = block.instructionStart + block.instructionCount
         var callStart: UInt32?
@@ -122,25 +122,14 @@ extension Verifier {
         }
     }
 
-    mutating func checkOrdinary(_ function: Function, _ instruction: Instruction) {
+    func checkOrdinary(_ function: Function, _ instruction: Instruction) {
         let op = instruction.op
         guard let (first, second) = op.operandClasses(result: instruction.cls) else {
             diagnostics.error("\(op.name) cannot produce a result of class \(instruction.cls.letter)", at: instruction.location)
             return
         }
-        for (slot, expected, value) in [(0, first, instruction.arg0), (1, second, instruction.arg1)] {
-            let ordinal = slot == 0 ? "first" : "second"
-            if expected == .none {
-                if !value.isNone { diagnostics.error("\(op.name) takes no \(ordinal) operand", at: instruction.location) }
-                continue
-            }
-            guard let cls = expected.valueClass else { continue }
-            if value.isNone {
-                diagnostics.error("\(op.name) is missing its \(ordinal) operand", at: instruction.location)
-                continue
-            }
-            checkUse(function, value, cls, "the \(ordinal) operand of \(op.name)", at: instruction.location)
-        }
+        checkOperand(function, instruction, slot: 0, expected: first, value: instruction.arg0)
+        checkOperand(function, instruction, slot: 1, expected: second, value: instruction.arg1)
         if (op == .alloc4 || op == .alloc8 || op == .alloc16), instruction.arg0.isConstant {
             let constant = function.constants[Int(instruction.arg0.index)]
             if constant.kind == .bits && Int64(bitPattern: constant.bits) < 0 {
@@ -151,7 +140,23 @@ extension Verifier {
         }
     }
 
-    mutating func checkCall(_ function: Function, arguments: Range<UInt32>, call: Instruction) {
+    func checkOperand(_ function: Function, _ instruction: Instruction, slot: Int, expected: OperandClass,
+                               value: Value) {
+        let op = instruction.op
+        let ordinal = slot == 0 ? "first" : "second"
+        if expected == .none {
+            if !value.isNone { diagnostics.error("\(op.name) takes no \(ordinal) operand", at: instruction.location) }
+            return
+        }
+        guard let cls = expected.valueClass else { return }
+        if value.isNone {
+            diagnostics.error("\(op.name) is missing its \(ordinal) operand", at: instruction.location)
+            return
+        }
+        checkUse(function, value, cls, "the \(ordinal) operand of \(op.name)", at: instruction.location)
+    }
+
+    func checkCall(_ function: Function, arguments: Range<UInt32>, call: Instruction) {
         // A runtime service is called by name, which is not taking its address.
         let isServiceCall = call.arg0.isConstant && {
             let callee = function.constants[Int(call.arg0.index)]
@@ -190,7 +195,7 @@ extension Verifier {
         }
     }
 
-    mutating func checkPhis(_ function: Function, block: Int, predecessors: [BlockID]) {
+    func checkPhis(_ function: Function, block: Int, predecessors: [BlockID]) {
         for phi in function.phis[function.blocks[block].phiRange] {
             let name = text(function.temps[Int(phi.to.index)].name)
             var seen = Set<BlockID>()
@@ -208,7 +213,7 @@ extension Verifier {
         }
     }
 
-    mutating func checkJump(_ function: Function, _ block: Block) {
+    func checkJump(_ function: Function, _ block: Block) {
         let jump = block.jump
         switch jump.kind {
         case .jnz:

@@ -10,7 +10,7 @@
 
 /// Verifies a module, filling in the class of every temporary. Returns all diagnostics found.
 public func verifyModule(_ module: inout Module) -> DiagnosticList {
-    var verifier = Verifier(module: module)
+    let verifier = Verifier(module: module)
     verifier.checkDefinitions()
     for index in module.functions.indices {
         verifier.checkFunction(&module.functions[index])
@@ -39,7 +39,7 @@ extension DiagnosticList {
     }
 }
 
-struct Verifier {
+final class Verifier {
     let module: Module
     var diagnostics: DiagnosticList
     /// Every function and data name defined in the module, and whether it is thread-local data.
@@ -59,7 +59,7 @@ struct Verifier {
 
     // MARK: Module level
 
-    mutating func checkDefinitions() {
+    func checkDefinitions() {
         // In file order, so that "defined twice" points at the second definition in the text.
         for definition in module.definitions {
             switch definition {
@@ -77,7 +77,7 @@ struct Verifier {
         checkTypes()
     }
 
-    mutating func define(_ name: Name, at location: SourceLocation, isThread: Bool, isFunction: Bool) {
+    func define(_ name: Name, at location: SourceLocation, isThread: Bool, isFunction: Bool) {
         if let first = symbols[name] {
             diagnostics.error("symbol $\(text(name)) is defined twice (first at \(position(first.location)))", at: location)
             return
@@ -88,13 +88,13 @@ struct Verifier {
         symbols[name] = (location, isThread, isFunction)
     }
 
-    mutating func checkTypes() {
+    func checkTypes() {
         for type in module.types where type.isOpaque == false && type.variants.allSatisfy(\.isEmpty) {
             diagnostics.warning("type :\(text(type.name)) has no fields", at: type.location)
         }
     }
 
-    mutating func checkData(_ data: DataDefinition) {
+    func checkData(_ data: DataDefinition) {
         if data.linkage.isCommon && !data.isZeroFill {
             diagnostics.error("common data $\(text(data.name)) may only hold zero fill (z N)", at: data.location)
         }
