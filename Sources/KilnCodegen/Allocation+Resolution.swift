@@ -7,6 +7,8 @@
 // of the predecessor when it has only that successor, else at the start of the
 // successor (selection split every critical edge, so one of the two holds).
 
+import KilnPasses
+
 extension LinearScan {
     func resolve(_ allocation: inout Allocation) {
         // Inside blocks.

@@ -21,6 +21,7 @@
 // then inserts the copies between the pieces: inside blocks at the split, and
 // on the edges where a value's location differs across the edge.
 
+import KilnPasses
 import KilnX64
 
 /// Where a virtual register lives.
@@ -154,7 +155,7 @@ struct LinearScan {
     /// First position of each block, and one past the last (positions of block b are
     /// `blockStarts[b] ..< blockStarts[b + 1]`).
     var blockStarts: [Int32] = []
-    var liveIn: [BitSetWords] = []
+    var liveIn: [BitSet] = []
     var successors: [[Int]] = []
 
     init(_ machine: MachineFunction) {
@@ -177,8 +178,8 @@ struct LinearScan {
         }
         blockStarts.append(position)
         successors = (0..<blockCount).map { machine.successors(of: $0) }
-        var generated = Array(repeating: BitSetWords(capacity: registerCount), count: blockCount)
-        var killed = Array(repeating: BitSetWords(capacity: registerCount), count: blockCount)
+        var generated = Array(repeating: BitSet(capacity: registerCount), count: blockCount)
+        var killed = Array(repeating: BitSet(capacity: registerCount), count: blockCount)
         var uses: [Reg] = [], defs: [Reg] = []
         for (index, block) in machine.blocks.enumerated() {
             var instructionPosition = blockStarts[index]
@@ -200,7 +201,7 @@ struct LinearScan {
             }
         }
         liveIn = generated
-        var liveOut = Array(repeating: BitSetWords(capacity: registerCount), count: blockCount)
+        var liveOut = Array(repeating: BitSet(capacity: registerCount), count: blockCount)
         var changed = true
         while changed {
             changed = false
@@ -229,16 +230,13 @@ struct LinearScan {
         for index in intervals.indices { intervals[index].finishBuilding() }
     }
 
-    /// Registers the allocator may hand out in a bank, in order of preference.
-    static func candidates(_ bank: Bank) -> [Reg] {
-        switch bank {
-        case .gpr:
-            let callerSaved: [GPR] = [.rax, .rcx, .rdx, .rsi, .rdi, .r8, .r9]
-            return (callerSaved + calleeSavedGPRs).map { physical($0) }
-        case .xmm:
-            return XMM.allCases.filter { $0 != scratchXMM1 && $0 != scratchXMM2 }.map { physical($0) }
-        }
-    }
+    /// Registers the allocator may hand out in a bank, in order of preference: caller-saved
+    /// first (free to use), then callee-saved (saved once in the prologue).
+    static let gprCandidates: [Reg] = ([GPR.rax, .rcx, .rdx, .rsi, .rdi, .r8, .r9] + calleeSavedGPRs).map { physical($0) }
+    static let xmmCandidates: [Reg] = XMM.allCases.filter { $0 != scratchXMM1 && $0 != scratchXMM2 }.map { physical($0) }
+    static let isCalleeSaved: [Bool] = (0..<32).map { register in calleeSavedGPRs.contains { physical($0) == Reg(register) } }
+
+    static func candidates(_ bank: Bank) -> [Reg] { bank == .gpr ? gprCandidates : xmmCandidates }
 
     /// The instruction at a position (global index), for checking where splits may fall.
     func instruction(at position: Int32) -> MInstruction? {
@@ -320,14 +318,14 @@ struct LinearScan {
             let bank = machine.bank(current.register)
             let candidates = LinearScan.candidates(bank)
             // How long each register stays free for this piece.
-            var freeUntil: [Reg: Int32] = [:]
+            var freeUntil = [Int32](repeating: 0, count: 32)
             for register in candidates {
                 var limit = intervals[Int(register)].firstIntersection(with: interval) ?? Int32.max
                 for entry in active where entry.register == register { limit = min(limit, position) }
                 for entry in inactive where entry.register == register {
                     if let meet = entry.piece.interval.firstIntersection(with: interval) { limit = min(limit, meet) }
                 }
-                freeUntil[register] = limit
+                freeUntil[Int(register)] = limit
             }
             var hint = hints[Int(current.register)]
             if hint >= firstVirtual {
@@ -335,19 +333,19 @@ struct LinearScan {
                 hint = -1
                 if let last = hinted.last, case .register(let register) = last.location { hint = register }
             }
-            var choice = candidates.max { freeUntil[$0]! < freeUntil[$1]! }!
-            if hint >= 0, let free = freeUntil[hint], free >= interval.end { choice = hint }
-            if freeUntil[choice]! >= interval.end {
+            var choice = candidates.max { freeUntil[Int($0)] < freeUntil[Int($1)] }!
+            if hint >= 0, hint < 32, candidates.contains(hint), freeUntil[Int(hint)] >= interval.end { choice = hint }
+            if freeUntil[Int(choice)] >= interval.end {
                 pieces[Int(current.register - firstVirtual)].append((position & ~1, .register(choice)))
-                if calleeSavedGPRs.contains(where: { physical($0) == choice }) { usedCalleeSaved.insert(choice) }
+                if LinearScan.isCalleeSaved[Int(choice)] { usedCalleeSaved.insert(choice) }
                 active.append((current, choice))
                 continue
             }
-            if let split = splitPosition(atOrBefore: freeUntil[choice]!, after: position) {
+            if let split = splitPosition(atOrBefore: freeUntil[Int(choice)], after: position) {
                 // The register is free for a prefix: take it, queue the rest.
                 let (head, tail) = interval.split(at: split)
                 pieces[Int(current.register - firstVirtual)].append((position & ~1, .register(choice)))
-                if calleeSavedGPRs.contains(where: { physical($0) == choice }) { usedCalleeSaved.insert(choice) }
+                if LinearScan.isCalleeSaved[Int(choice)] { usedCalleeSaved.insert(choice) }
                 active.append((Piece(register: current.register, interval: head), choice))
                 if !tail.ranges.isEmpty { enqueue(Piece(register: current.register, interval: tail)) }
                 continue
@@ -386,26 +384,5 @@ struct LinearScan {
         var allocation = Allocation(pieces: pieces, spillSlotCount: spillSlots, usedCalleeSaved: saved)
         resolve(&allocation)
         return allocation
-    }
-}
-
-/// A plain bit set over registers, for the dataflow above.
-struct BitSetWords: Equatable {
-    var words: [UInt64]
-    init(capacity: Int) { words = Array(repeating: 0, count: (capacity + 63) / 64) }
-    func contains(_ element: Int) -> Bool { words[element >> 6] & (1 << UInt64(element & 63)) != 0 }
-    mutating func insert(_ element: Int) { words[element >> 6] |= 1 << UInt64(element & 63) }
-    mutating func formUnion(_ other: BitSetWords) { for i in words.indices { words[i] |= other.words[i] } }
-    mutating func subtract(_ other: BitSetWords) { for i in words.indices { words[i] &= ~other.words[i] } }
-    var elements: [Int] {
-        var result: [Int] = []
-        for (index, word) in words.enumerated() {
-            var bits = word
-            while bits != 0 {
-                result.append(index * 64 + bits.trailingZeroBitCount)
-                bits &= bits - 1
-            }
-        }
-        return result
     }
 }

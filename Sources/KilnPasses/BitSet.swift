@@ -35,6 +35,11 @@ public struct BitSet: Equatable, Sendable {
         return changed
     }
 
+    /// Removes every element of `other`.
+    @inlinable public mutating func subtract(_ other: BitSet) {
+        for index in words.indices { words[index] &= ~other.words[index] }
+    }
+
     /// `self = (self - removed) ∪ added`, word by word.
     @inlinable public mutating func assign(_ base: BitSet, minus removed: BitSet, plus added: BitSet) {
         for index in words.indices {
