@@ -153,6 +153,9 @@ struct Selector {
         let result = machine.newVirtual(.gpr)
         let offset = Int64(bitPattern: constant.bits)
         let target = symbols.target(constant.symbol, in: module)
+        if constant.isThreadLocal, case .threadLocal = target {} else if constant.isThreadLocal {
+            throw fail("thread $\(module.text(constant.symbol)): thread-local data defined outside the module is not supported yet")
+        }
         switch target {
         case .threadLocal:
             let info = CallInfo(uses: [physical(GPR.rdi)], results: [physical(GPR.rax)])

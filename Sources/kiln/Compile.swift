@@ -52,6 +52,9 @@ struct Compile: ParsableCommand {
                     let bytes = compiled.functions.reduce(0) { $0 + $1.code.count }
                     print("  \(compiled.functions.count) functions, \(bytes) bytes of code")
                 }
+            } catch let error as CompileError {
+                printError(error.diagnostic.rendered)
+                failed = true
             } catch {
                 printError("\(error)")
                 failed = true

@@ -89,3 +89,58 @@ func files(in folder: String, withExtension suffix: String) -> [String] {
         #expect(actual.output == expected.output)
     }
 }
+
+/// `kiln run` as a user runs it: arguments, `--link`, exit status, errors.
+@Suite struct RunCommandTests {
+    static let echo = """
+        export function w $main(w %argc, l %argv) {
+        @start
+        	%i =w copy 1
+        @loop
+        	%more =w csltw %i, %argc
+        	jnz %more, @body, @done
+        @body
+        	%offset =l extsw %i
+        	%offset =l mul %offset, 8
+        	%slot =l add %argv, %offset
+        	%text =l loadl %slot
+        	%r =w call $puts(l %text)
+        	%i =w add %i, 1
+        	jmp @loop
+        @done
+        	ret 42
+        }
+        """
+
+    func write(_ text: String) throws -> String {
+        let path = NSTemporaryDirectory() + "kiln-run-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).ssa"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func argumentsAndExitStatus() throws {
+        let path = try write(RunCommandTests.echo)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let plain = try run(try kilnExecutable(), ["run", path, "a", "b c"])
+        #expect(plain.status == 42)
+        #expect(plain.output == "a\nb c\n")
+        let linked = try run(try kilnExecutable(), ["run", path, "--link", "libm.so.6", "--", "--flag", "x"])
+        #expect(linked.status == 42, "\(linked.error)")
+        #expect(linked.output == "--flag\nx\n")
+    }
+
+    @Test func undefinedSymbolNamesItsUser() throws {
+        let path = try write("""
+            export function w $main() {
+            @start
+            	%r =w call $no_such_function_anywhere(w 1)
+            	ret %r
+            }
+            """)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let result = try run(try kilnExecutable(), ["run", path])
+        #expect(result.status == 1)
+        #expect(result.error.contains("$no_such_function_anywhere"))
+        #expect(result.error.contains("$main"))
+    }
+}
