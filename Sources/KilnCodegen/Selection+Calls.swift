@@ -230,7 +230,7 @@ extension Selector {
             }
         }
         for (register, value, isFloat) in registerMoves {
-            emit(isFloat ? .fmov : .mov, isFloat ? .b64 : .b64, .reg(register), value)
+            emit(isFloat ? .fmov : .mov, .b64, .reg(register), value)
             used.append(register)
         }
         if hidden {

@@ -79,9 +79,8 @@ struct Selector {
             let temp = Int(instruction.to.index)
             guard uses[temp] > 0, uses[temp] == addressUses[temp], isFoldable(instruction) else { continue }
             foldedAway.insert(UInt32(temp))
-            for operand in [instruction.arg0, instruction.arg1] where operand.isTemp && scaledIndex(operand) != nil {
-                indexUses[Int(operand.index)] += 1
-            }
+            let hasConstant = [instruction.arg0, instruction.arg1].contains { constant($0) != nil }
+            if !hasConstant, let (_, index) = scaledOperands(of: instruction) { indexUses[Int(index.index)] += 1 }
         }
         for (temp, count) in indexUses.enumerated() where count > 0 && count == uses[temp] {
             foldedAway.insert(UInt32(temp))
@@ -153,8 +152,10 @@ struct Selector {
         let result = machine.newVirtual(.gpr)
         let offset = Int64(bitPattern: constant.bits)
         let target = symbols.target(constant.symbol, in: module)
-        if constant.isThreadLocal, case .threadLocal = target {} else if constant.isThreadLocal {
-            throw fail("thread $\(module.text(constant.symbol)): thread-local data defined outside the module is not supported yet")
+        if constant.isThreadLocal {
+            guard case .threadLocal = target else {
+                throw fail("thread $\(module.text(constant.symbol)): thread-local data defined outside the module is not supported yet")
+            }
         }
         switch target {
         case .threadLocal:
@@ -252,15 +253,22 @@ struct Selector {
                 }
                 return MMem(base: .reg(register(base.index)), displacement: Int32(offset))
             }
-            if other.isTemp {
-                if let (index, scale) = scaledIndex(other) {
-                    return MMem(base: .reg(register(base.index)), index: register(index), scale: scale)
-                }
-            }
+        }
+        if let (base, index) = scaledOperands(of: add), let (indexTemp, scale) = scaledIndex(index) {
+            return MMem(base: .reg(register(base.index)), index: register(indexTemp), scale: scale)
         }
         if add.arg0.isTemp && add.arg1.isTemp {
             return MMem(base: .reg(register(add.arg0.index)), index: register(add.arg1.index))
         }
+        return nil
+    }
+
+    /// For an add of two temporaries where one is a scaled index: (base, the scaled one).
+    /// `foldAddress` and `findAddressOnlyTemps` must agree on this choice.
+    func scaledOperands(of add: Instruction) -> (Value, Value)? {
+        guard add.arg0.isTemp, add.arg1.isTemp else { return nil }
+        if scaledIndex(add.arg1) != nil { return (add.arg0, add.arg1) }
+        if scaledIndex(add.arg0) != nil { return (add.arg1, add.arg0) }
         return nil
     }
 
