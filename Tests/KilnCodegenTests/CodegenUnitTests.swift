@@ -94,23 +94,4 @@ func compiled(_ text: String) throws -> (Module, CompiledModule) {
         #expect(diagnostics.isEmpty)
         #expect(throws: CompileError.self) { try compileModule(module) }
     }
-
-    @Test func spillingKeepsEveryValue() throws {
-        // Forty values live across a call: most must live in stack slots.
-        var body = ""
-        for index in 0..<40 { body += "\t%v\(index) =l add %n, \(index)\n" }
-        body += "\tcall $g()\n\t%s0 =l copy 0\n"
-        for index in 0..<40 { body += "\t%s\(index + 1) =l add %s\(index), %v\(index)\n" }
-        let (_, module) = try compiled("""
-            function $g() {
-            @start
-            	ret
-            }
-            function l $f(l %n) {
-            @start
-            \(body)	ret %s40
-            }
-            """)
-        #expect(module.functions[1].code.count > 100)
-    }
 }
