@@ -129,11 +129,22 @@ public struct ControlFlow: Sendable {
 /// Provides: every block reachable; block order otherwise unchanged.
 /// Invalidates: block ids (a `ControlFlow` of the old function).
 public func removeUnreachableBlocks(_ function: inout Function) {
-    let flow = ControlFlow(function)
-    guard flow.reversePostorder.count < function.blocks.count else { return }
+    // A plain depth-first search: most functions have no unreachable block, and need no more.
+    var reachable = [Bool](repeating: false, count: function.blocks.count)
+    var stack: [Int] = function.blocks.isEmpty ? [] : [0]
+    var reached = 0
+    while let block = stack.popLast() {
+        guard !reachable[block] else { continue }
+        reachable[block] = true
+        reached += 1
+        for target in function.blocks[block].jump.successors where !reachable[Int(target.index)] {
+            stack.append(Int(target.index))
+        }
+    }
+    guard reached < function.blocks.count else { return }
     var newIndex = [Int](repeating: -1, count: function.blocks.count)
     var kept: [Int] = []
-    for index in function.blocks.indices where flow.postorderRank[index] >= 0 {
+    for index in function.blocks.indices where reachable[index] {
         newIndex[index] = kept.count
         kept.append(index)
     }
