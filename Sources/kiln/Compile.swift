@@ -1,7 +1,6 @@
 // `kiln compile`: compile without running, optionally timing each phase.
 
 import ArgumentParser
-import Foundation
 import KilnCode
 import KilnCodegen
 import KilnIL
@@ -34,13 +33,14 @@ struct Compile: ParsableCommand {
                 let compiled = try compileModule(module, times: &phases)
                 if let directory = writeCode {
                     for function in compiled.functions {
-                        FileManager.default.createFile(atPath: "\(directory)/\(function.name).bin", contents: Data(function.code))
+                        try Host.writeFile("\(directory)/\(function.name).bin", function.code)
                     }
                 }
                 if times {
                     func ms(_ duration: Duration) -> String {
                         let value = Double(duration.components.seconds) * 1e3 + Double(duration.components.attoseconds) / 1e15
-                        return String(format: "%8.3f ms", value)
+                        let text = fixed(value, 3)
+                        return String(repeating: " ", count: max(0, 8 - text.count)) + text + " ms"
                     }
                     print("\(path):")
                     print("  parse+verify \(ms(parsed))")

@@ -6,10 +6,10 @@
 // IL lines and relocations come from Kiln itself.
 
 import ArgumentParser
-import Foundation
 import KilnCode
 import KilnCodegen
 import KilnIL
+import KilnLoader
 
 struct Disassemble: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -58,7 +58,7 @@ struct Disassemble: ParsableCommand {
         case .slot(let name): "slot of $\(name) (external)"
         }
         let addend = relocation.addend == 0 ? "" : (relocation.addend > 0 ? " + \(relocation.addend)" : " - \(-relocation.addend)")
-        return String(format: "%04x", relocation.offset) + " \(relocation.kind) \(target)\(addend)"
+        return hex(relocation.offset, 4) + " \(relocation.kind) \(target)\(addend)"
     }
 
     func listing(_ code: CodeObject, module: Module, compiled: CompiledModule) -> String {
@@ -76,18 +76,18 @@ struct Disassemble: ParsableCommand {
         if let instructions {
             for (offset, length, text) in instructions {
                 if let line = lineStarts[UInt32(offset)] {
-                    out += "  # \(module.source.name):\(line): \(module.source.lineText(line).trimmingCharacters(in: .whitespaces))\n"
+                    out += "  # \(module.source.name):\(line): \(module.source.lineText(line).trimmed)\n"
                 }
-                out += String(format: "    %04x  ", offset) + text + notes(offset, offset + length) + "\n"
+                out += "    \(hex(offset, 4))  " + text + notes(offset, offset + length) + "\n"
             }
         } else {
             let starts = ([0] + code.lineTable.map { Int($0.codeOffset) } + [code.code.count]).sorted()
             for (start, end) in zip(starts, starts.dropFirst()) where start < end {
                 if let line = lineStarts[UInt32(start)] {
-                    out += "  # \(module.source.name):\(line): \(module.source.lineText(line).trimmingCharacters(in: .whitespaces))\n"
+                    out += "  # \(module.source.name):\(line): \(module.source.lineText(line).trimmed)\n"
                 }
-                let hex = code.code[start..<end].map { String(format: "%02x", $0) }.joined(separator: " ")
-                out += String(format: "    %04x  ", start) + hex + notes(start, end) + "\n"
+                let bytes = code.code[start..<end].map { hex($0, 2) }.joined(separator: " ")
+                out += "    \(hex(start, 4))  " + bytes + notes(start, end) + "\n"
             }
         }
         out += "  relocations:\n"
@@ -97,30 +97,26 @@ struct Disassemble: ParsableCommand {
 
     /// (offset, length, text) of each instruction, or nil when objdump is not available.
     func objdump(_ bytes: [UInt8]) -> [(Int, Int, String)]? {
-        let path = NSTemporaryDirectory() + "kiln-dis-\(getpid()).bin"
-        guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { return nil }
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["objdump", "-D", "-b", "binary", "-mi386:x86-64", "-M", "intel", path]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return nil }
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return nil }
+        let path = Host.temporaryPath("kiln-dis") + ".bin"
+        guard (try? Host.writeFile(path, bytes)) != nil else { return nil }
+        defer { Host.removeFile(path) }
+        let (status, output) = Host.run("objdump", ["-D", "-b", "binary", "-mi386:x86-64", "-M", "intel", path])
+        guard status == 0 else { return nil }
         var result: [(Int, Int, String)] = []
         for line in String(decoding: output, as: UTF8.self).split(separator: "\n") {
             let parts = line.split(separator: "\t", omittingEmptySubsequences: false)
-            guard parts.count >= 3, let offset = Int(parts[0].trimmingCharacters(in: .whitespaces).dropLast(), radix: 16) else {
-                continue
-            }
+            guard parts.count >= 3, let offset = Int(parts[0].trimmed.dropLast(), radix: 16) else { continue }
             let length = parts[1].split(separator: " ").count
-            let text = parts[2...].joined(separator: " ").trimmingCharacters(in: .whitespaces)
-                .replacingOccurrences(of: "  ", with: " ")
+            let text = parts[2...].joined(separator: " ").split(separator: " ").joined(separator: " ")
             result.append((offset, length, text))
         }
         return result
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing spaces and tabs.
+    var trimmed: String {
+        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 }

@@ -4,7 +4,6 @@
 // on stderr as `file:line:col: severity: message` with the offending line.
 
 import ArgumentParser
-import Foundation
 import KilnCode
 import KilnCodegen
 import KilnIL
@@ -26,18 +25,32 @@ struct Kiln: ParsableCommand {
 
 /// Reads a file as bytes; a clear message on failure.
 func readSource(_ path: String) throws -> SourceFile {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        var isDirectory: ObjCBool = false
-        let reason = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory)
-            ? (isDirectory.boolValue ? "is a directory" : "cannot be read") : "no such file"
-        throw ValidationError("\(path): \(reason)")
+    do {
+        return SourceFile(name: path, bytes: try Host.readFile(path))
+    } catch {
+        throw ValidationError(error.description)
     }
-    return SourceFile(name: path, bytes: [UInt8](data))
 }
 
 /// Writes text to standard error.
 func printError(_ text: String) {
-    FileHandle.standardError.write(Data((text + "\n").utf8))
+    Host.writeStandardError(text + "\n")
+}
+
+/// `value` with `digits` decimals (String(format:) would need Foundation).
+func fixed(_ value: Double, _ digits: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let scaled = Int((value * scale).rounded())
+    let whole = scaled / Int(scale), fraction = scaled % Int(scale)
+    let text = String(fraction)
+    return "\(whole)." + String(repeating: "0", count: max(0, digits - text.count)) + text
+}
+
+/// A number in hexadecimal, padded with zeros to `width` digits.
+func hex<T: BinaryInteger>(_ value: T, _ width: Int) -> String {
+    let text = String(value, radix: 16)
+    return String(repeating: "0", count: max(0, width - text.count)) + text
 }
 
 extension Pass: ExpressibleByArgument {}

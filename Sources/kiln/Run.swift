@@ -1,7 +1,6 @@
 // `kiln run`: compile a program into memory and call its main.
 
 import ArgumentParser
-import Foundation
 import KilnCode
 import KilnCodegen
 import KilnIL

@@ -6,7 +6,6 @@
 // `N passed, M failed`.
 
 import ArgumentParser
-import Foundation
 import KilnCode
 import KilnCodegen
 import KilnIL
@@ -37,7 +36,7 @@ struct Test: ParsableCommand {
     var verbose = false
 
     func run() throws {
-        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let executable = Host.executablePath
         var results: [TestResult] = []
         for file in files {
             let arguments = ["test-one"] + libraries.flatMap { ["--link", $0] } + [file]

@@ -1,0 +1,71 @@
+// What the `kiln` command needs from the operating system, so that it does not
+// have to load Foundation (and ICU with it: about 15 ms of start-up for every
+// `kiln run`). Everything here goes through System.swift, like the rest of the
+// loader's system calls.
+
+import Glibc
+
+/// Files, standard error and child processes, for command-line tools.
+public enum Host {
+    /// Why a file could not be read, in the words of a message (`no such file`, ...).
+    public struct FileError: Error, CustomStringConvertible, Sendable {
+        public var path: String
+        public var reason: String
+        public var description: String { "\(path): \(reason)" }
+    }
+
+    /// The whole file; a clear reason when it is missing, a directory or unreadable.
+    public static func readFile(_ path: String) throws(FileError) -> [UInt8] {
+        var information = stat()
+        guard stat(path, &information) == 0 else {
+            throw FileError(path: path, reason: errno == ENOENT ? "no such file" : String(cString: strerror(errno)))
+        }
+        if information.st_mode & S_IFMT == S_IFDIR { throw FileError(path: path, reason: "is a directory") }
+        do {
+            return try System.readFile(path)
+        } catch {
+            throw FileError(path: path, reason: "cannot be read (\(error.message))")
+        }
+    }
+
+    /// Writes bytes to a file, replacing it.
+    public static func writeFile(_ path: String, _ bytes: [UInt8]) throws(SystemError) {
+        let file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard file >= 0 else { throw SystemError("open(\(path))") }
+        defer { System.close(file) }
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            let count = rest.withUnsafeBytes { write(file, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw SystemError("write(\(path))") }
+            rest = rest.dropFirst(count)
+        }
+    }
+
+    public static func removeFile(_ path: String) { _ = unlink(path) }
+
+    /// Writes text to standard error.
+    public static func writeStandardError(_ text: String) { System.writeStandardError(text) }
+
+    /// A path for a temporary file of this process (in TMPDIR, or /tmp).
+    public static func temporaryPath(_ name: String) -> String {
+        let directory = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        return "\(directory)/\(name)-\(getpid())"
+    }
+
+    /// This executable's path.
+    public static var executablePath: String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return CommandLine.arguments[0] }
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Runs a program (looked up in PATH) and returns its exit status (nil if it did not
+    /// exit normally or could not start) and its standard output and error, merged.
+    public static func run(_ executable: String, _ arguments: [String]) -> (status: Int32?, output: [UInt8]) {
+        guard let (termination, output) = try? System.run(executable, arguments) else { return (nil, []) }
+        if case .exited(let status) = termination { return (status, output) }
+        return (nil, output)
+    }
+}
