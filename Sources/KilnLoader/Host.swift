@@ -30,16 +30,7 @@ public enum Host {
 
     /// Writes bytes to a file, replacing it.
     public static func writeFile(_ path: String, _ bytes: [UInt8]) throws(SystemError) {
-        let file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard file >= 0 else { throw SystemError("open(\(path))") }
-        defer { System.close(file) }
-        var rest = bytes[...]
-        while !rest.isEmpty {
-            let count = rest.withUnsafeBytes { write(file, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { throw SystemError("write(\(path))") }
-            rest = rest.dropFirst(count)
-        }
+        try System.writeFile(path, bytes, mode: 0o644)
     }
 
     public static func removeFile(_ path: String) { _ = unlink(path) }

@@ -145,14 +145,13 @@ enum System {
         return try readAll(file)
     }
 
-    static func writeFile(_ path: String, _ text: String) throws(SystemError) {
-        let file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    static func writeFile(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws(SystemError) {
+        let file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
         guard file >= 0 else { throw SystemError("open(\(path))") }
         defer { _ = Glibc.close(file) }
-        var bytes = Array(text.utf8)
         var written = 0
         while written < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { buffer in
+            let count = bytes.withUnsafeBytes { buffer in
                 write(file, buffer.baseAddress! + written, buffer.count - written)
             }
             if count < 0 {
@@ -161,7 +160,10 @@ enum System {
             }
             written += count
         }
-        bytes.removeAll()
+    }
+
+    static func writeFile(_ path: String, _ text: String) throws(SystemError) {
+        try writeFile(path, Array(text.utf8))
     }
 
     static func readAll(_ descriptor: Int32) throws(SystemError) -> [UInt8] {
