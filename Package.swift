@@ -36,7 +36,7 @@ let package = Package(
         // C shim for what Swift cannot reach: memfd_create, the __thread block of thread data.
         .target(name: "CKilnShim"),
         // Loads compiled modules into executable memory, links and runs them; kiln test.
-        .target(name: "KilnLoader", dependencies: ["KilnCode", "CKilnShim"]),
+        .target(name: "KilnLoader", dependencies: ["KilnCode", "KilnX64", "CKilnShim"]),
         .executableTarget(
             name: "kiln",
             dependencies: [
@@ -54,6 +54,7 @@ let package = Package(
         .testTarget(name: "KilnPassesTests", dependencies: ["KilnIL", "KilnPasses"]),
         .testTarget(name: "KilnCodegenTests", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader"]),
         .testTarget(name: "KilnX64Tests", dependencies: ["KilnX64"]),
+        .testTarget(name: "KilnCodeTests", dependencies: ["KilnCode", "KilnIL", "KilnCodegen"]),
         .testTarget(name: "KilnLoaderTests", dependencies: ["KilnLoader", "KilnCode", "KilnX64"]),
     ]
 )

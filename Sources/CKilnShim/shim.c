@@ -7,10 +7,25 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
 
 int kiln_memfd_create(const char *name) {
     return memfd_create(name, MFD_CLOEXEC);
+}
+
+int kiln_punch_hole(int fd, int64_t offset, int64_t count) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, count);
+}
+
+uintptr_t kiln_stack_top(void) {
+    pthread_attr_t attributes;
+    if (pthread_getattr_np(pthread_self(), &attributes) != 0) return 0;
+    void *address = NULL;
+    size_t size = 0;
+    int status = pthread_attr_getstack(&attributes, &address, &size);
+    pthread_attr_destroy(&attributes);
+    return status == 0 ? (uintptr_t)address + size : 0;
 }
 
 static pthread_mutex_t layout_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -2,7 +2,7 @@
 //
 // Nothing here has an address yet. A loader places the objects, resolves the
 // external symbols, fills the slots and applies every record; the code heap
-// will later move objects and apply the records again.
+// moves code objects and applies their records again.
 
 /// One compiled function.
 public struct CodeObject: Sendable {
@@ -15,14 +15,31 @@ public struct CodeObject: Sendable {
     /// Pairs of (code offset, IL source offset), sorted by code offset: the IL line of
     /// every instruction that starts a new source position.
     public var lineTable: [(codeOffset: UInt32, sourceOffset: UInt32)]
+    /// The safepoints of the function, sorted by code offset: which frame slots hold managed
+    /// references there. Empty until the code generator compiles managed references.
+    public var stackMaps: [StackMap]
 
     public init(name: String, isExported: Bool, code: [UInt8], relocations: [Relocation],
-                lineTable: [(codeOffset: UInt32, sourceOffset: UInt32)] = []) {
+                lineTable: [(codeOffset: UInt32, sourceOffset: UInt32)] = [], stackMaps: [StackMap] = []) {
         self.name = name
         self.isExported = isExported
         self.code = code
         self.relocations = relocations
         self.lineTable = lineTable
+        self.stackMaps = stackMaps
+    }
+}
+
+/// The managed references live in a frame at one safepoint (a call's return address).
+public struct StackMap: Hashable, Sendable {
+    /// The offset of the return address of the safepoint's call, in the code object.
+    public var codeOffset: UInt32
+    /// The frame slots (byte offsets from rbp) that hold tagged words at that point.
+    public var frameSlots: [Int32]
+
+    public init(codeOffset: UInt32, frameSlots: [Int32]) {
+        self.codeOffset = codeOffset
+        self.frameSlots = frameSlots
     }
 }
 
@@ -57,11 +74,31 @@ public struct CompiledModule: Sendable {
     public var name: String
     public var functions: [CodeObject]
     public var data: [DataObject]
+    /// Byte offsets where each line of the IL source starts, so that the line tables'
+    /// source offsets can be shown as line numbers without the source (crate files carry
+    /// them). Empty when unknown.
+    public var sourceLineStarts: [UInt32]
 
-    public init(name: String, functions: [CodeObject], data: [DataObject]) {
+    public init(name: String, functions: [CodeObject], data: [DataObject], sourceLineStarts: [UInt32] = []) {
         self.name = name
         self.functions = functions
         self.data = data
+        self.sourceLineStarts = sourceLineStarts
+    }
+
+    /// The names reached through TOC slots, each once in order of first use: call slots
+    /// first, then address slots. This order is the crate's TOC layout.
+    public var tocLayout: (callSlots: [String], addressSlots: [String]) {
+        var calls: [String] = [], addresses: [String] = []
+        var seenCalls = Set<String>(), seenAddresses = Set<String>()
+        for relocation in functions.flatMap(\.relocations) {
+            switch relocation.target {
+            case .callSlot(let name): if seenCalls.insert(name).inserted { calls.append(name) }
+            case .addressSlot(let name): if seenAddresses.insert(name).inserted { addresses.append(name) }
+            default: break
+            }
+        }
+        return (calls, addresses)
     }
 
     /// The external symbols the module refers to, each once, in order of first use.
@@ -70,12 +107,7 @@ public struct CompiledModule: Sendable {
         var result: [String] = []
         let all = functions.flatMap(\.relocations) + data.flatMap(\.relocations)
         for relocation in all {
-            switch relocation.target {
-            case .external(let name), .slot(let name):
-                if seen.insert(name).inserted { result.append(name) }
-            default:
-                break
-            }
+            if let name = relocation.target.importedName, seen.insert(name).inserted { result.append(name) }
         }
         return result
     }

@@ -4,34 +4,59 @@
 // where a machine-code or data field depends on where something else lives is
 // a `Relocation`: the field's offset in its object, how the value is computed,
 // and what it points to. Records are plain data: one routine applies them
-// (`Relocation.value(target:fieldAddress:)`), `kiln dis` prints them, and crate
+// (`Relocation.fieldValue` and `apply`), `kiln dis` prints them, and crate
 // files will store them, so code can be placed, moved and relinked.
 //
 // Names used across Kiln: a *code object* is one compiled function (bytes plus
 // records); a *data object* is one data definition; a *symbol* is the name that
-// links them; a *slot* is an 8-byte cell holding an absolute address, through
-// which code reaches things that may be far away (C functions, external data).
+// links them; a *slot* is an 8-byte cell of a crate's TOC holding an absolute
+// address, through which code reaches things outside its crate (other crates,
+// C functions, external data); a *stub* is the never-moving address that stands
+// for a function wherever its address is used as a value.
 
 /// What a relocated field points at.
+///
+/// The raw values name the kinds in crate files; never renumber them.
 public enum RelocationTarget: Hashable, Sendable, CustomStringConvertible {
-    /// The entry of a function of the same module, by index.
+    /// The entry of a function of the same crate, by index: direct calls (`call rel32`).
+    /// Only code may refer to an entry, and only pc-relative: the entry moves when the code
+    /// heap compacts, and the records that point at it are applied again.
     case function(Int)
-    /// The start of a data object of the same module, by index.
+    /// The callback stub of a function of the same crate, by index: the function's address
+    /// as a value (stored, passed to C, compared). A stub never moves and always jumps to the
+    /// current version of the function.
+    case stub(Int)
+    /// The start of a data object of the same crate, by index.
     case data(Int)
-    /// A symbol defined outside the module (C library or another module), by name.
+    /// The stable address of a symbol defined outside the crate (another crate's data or
+    /// function stub, or a C symbol), bound when the crate is linked.
     case external(String)
-    /// The slot holding the address of an external symbol (code does `call [rip + slot]`).
-    case slot(String)
-    /// A thread-local data object of the module: the field gets its offset in the thread block.
+    /// The TOC slot through which code calls a symbol defined outside the crate
+    /// (`call [rip + slot]`); the slot starts at a resolver stub and is bound on first call.
+    case callSlot(String)
+    /// The TOC slot holding the stable address of a symbol defined outside the crate
+    /// (`mov reg, [rip + slot]`), bound when the crate is linked.
+    case addressSlot(String)
+    /// A thread-local data object of the crate: the field gets its offset in the thread block.
     case threadLocal(Int)
 
     public var description: String {
         switch self {
         case .function(let index): "function #\(index)"
+        case .stub(let index): "stub of function #\(index)"
         case .data(let index): "data #\(index)"
         case .external(let name): "$\(name)"
-        case .slot(let name): "slot($\(name))"
+        case .callSlot(let name): "call slot($\(name))"
+        case .addressSlot(let name): "address slot($\(name))"
         case .threadLocal(let index): "thread data #\(index)"
+        }
+    }
+
+    /// The imported symbol's name, for targets outside the crate.
+    public var importedName: String? {
+        switch self {
+        case .external(let name), .callSlot(let name), .addressSlot(let name): name
+        case .function, .stub, .data, .threadLocal: nil
         }
     }
 }
@@ -88,25 +113,42 @@ public struct Relocation: Hashable, Sendable, CustomStringConvertible {
         case outOfRange(value: Int64, kind: RelocationKind)
     }
 
-    /// The bytes to store in the field, little-endian, given the target's address (or offset)
-    /// and the address where the field lives.
-    public func fieldBytes(targetValue: UInt64, fieldAddress: UInt64) throws(Failure) -> [UInt8] {
+    /// The value to store in the field (its low `kind.size` bytes, little-endian), given the
+    /// target's address (or offset) and the address where the field lives.
+    @inlinable
+    public func fieldValue(targetValue: UInt64, fieldAddress: UInt64) throws(Failure) -> UInt64 {
         switch kind {
         case .pcRelative32:
             let value = Int64(bitPattern: targetValue &+ UInt64(bitPattern: addend) &- fieldAddress)
             guard value >= Int64(Int32.min), value <= Int64(Int32.max) else { throw .outOfRange(value: value, kind: kind) }
-            return littleEndian(UInt64(bitPattern: value), count: 4)
+            return UInt64(bitPattern: value)
         case .absolute64:
-            return littleEndian(targetValue &+ UInt64(bitPattern: addend), count: 8)
+            return targetValue &+ UInt64(bitPattern: addend)
         case .absolute32:
             let value = targetValue &+ UInt64(bitPattern: addend)
             guard value <= UInt64(UInt32.max) else { throw .outOfRange(value: Int64(bitPattern: value), kind: kind) }
-            return littleEndian(value, count: 4)
+            return value
         case .offset32:
             let value = Int64(bitPattern: targetValue &+ UInt64(bitPattern: addend))
             guard value >= Int64(Int32.min), value <= Int64(Int32.max) else { throw .outOfRange(value: value, kind: kind) }
-            return littleEndian(UInt64(bitPattern: value), count: 4)
+            return UInt64(bitPattern: value)
         }
+    }
+
+    /// Computes the field (see `fieldValue`) and stores it at `field`, unaligned.
+    @inlinable
+    public func apply(targetValue: UInt64, fieldAddress: UInt64, writingTo field: UnsafeMutableRawPointer) throws(Failure) {
+        let value = try fieldValue(targetValue: targetValue, fieldAddress: fieldAddress)
+        if kind.size == 8 {
+            field.storeBytes(of: value, as: UInt64.self)
+        } else {
+            field.storeBytes(of: UInt32(truncatingIfNeeded: value), as: UInt32.self)
+        }
+    }
+
+    /// The bytes to store in the field, little-endian; see `fieldValue`.
+    public func fieldBytes(targetValue: UInt64, fieldAddress: UInt64) throws(Failure) -> [UInt8] {
+        littleEndian(try fieldValue(targetValue: targetValue, fieldAddress: fieldAddress), count: kind.size)
     }
 }
 

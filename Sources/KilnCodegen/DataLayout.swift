@@ -29,6 +29,15 @@ struct SymbolTable {
     }
 }
 
+extension RelocationTarget {
+    /// The target for this symbol's address used as a value: a function's stub, not its
+    /// entry, so the value stays valid when the code moves or is reloaded.
+    var asValue: RelocationTarget {
+        if case .function(let index) = self { return .stub(index) }
+        return self
+    }
+}
+
 /// The name a symbol has outside Kiln: quoted names lose their quotes.
 func linkName(_ text: String) -> String {
     if text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") { return String(text.dropFirst().dropLast()) }
@@ -53,7 +62,7 @@ func layOut(_ definition: DataDefinition, in module: Module, symbols: SymbolTabl
         case .address(let name, let offset):
             let kind: RelocationKind = item.type.size == 8 ? .absolute64 : .absolute32
             relocations.append(Relocation(offset: UInt32(bytes.count), kind: kind,
-                                          target: symbols.target(name, in: module), addend: offset))
+                                          target: symbols.target(name, in: module).asValue, addend: offset))
             bytes.append(contentsOf: repeatElement(0, count: item.type.size))
         }
     }

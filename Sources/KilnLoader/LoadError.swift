@@ -12,14 +12,18 @@ public struct UnresolvedSymbol: Hashable, Sendable, CustomStringConvertible {
     public var symbol: String
     /// Names of the functions and data objects that refer to it, in module order.
     public var users: [String]
+    /// The crate of the users (empty when unknown).
+    public var crate: String
 
-    public init(symbol: String, users: [String]) {
+    public init(symbol: String, users: [String], crate: String = "") {
         self.symbol = symbol
         self.users = users
+        self.crate = crate
     }
 
     public var description: String {
-        "undefined symbol $\(symbol), used by " + users.map { "$\($0)" }.joined(separator: ", ")
+        (crate.isEmpty ? "" : "\(crate): ") + "undefined symbol $\(symbol), used by "
+            + users.map { "$\($0)" }.joined(separator: ", ")
     }
 }
 
@@ -40,6 +44,12 @@ public enum LoadError: Error, CustomStringConvertible, Sendable {
     case regionFull(kind: String, requested: Int)
     /// The process-wide thread-local layout has no room for this object.
     case threadDataFull(object: String, size: Int)
+    /// A crate of this name is already loaded (or twice in one batch).
+    case duplicateCrate(String)
+    /// Two crates export the same symbol.
+    case duplicateExport(symbol: String, first: String, second: String)
+    /// A callback stub was misused (freeing one that is not the host's).
+    case stubMisuse(String)
     /// `runMain` on a module without an exported `main`.
     case noMain(module: String)
 
@@ -57,9 +67,15 @@ public enum LoadError: Error, CustomStringConvertible, Sendable {
         case .invalidModule(let module, let message):
             return "\(module): invalid compiled module: \(message)"
         case .regionFull(let kind, let requested):
-            return "the code region has no room for \(requested) more bytes of \(kind)"
+            return "the code heap has no room for \(requested) more bytes of \(kind)"
         case .threadDataFull(let object, let size):
             return "no room for thread-local $\(object) (\(size) bytes) in the thread block"
+        case .duplicateCrate(let name):
+            return "a crate named \(name) is already loaded"
+        case .duplicateExport(let symbol, let first, let second):
+            return "$\(symbol) is exported by both \(first) and \(second)"
+        case .stubMisuse(let message):
+            return message
         case .noMain(let module):
             return "\(module): no exported function $main"
         }

@@ -1,47 +1,44 @@
 // Applying relocation records: the one place where the loader turns a record
-// into bytes, always through `Relocation.fieldBytes`, so the loader and every
-// later relinker (code heap moves, hot reload) compute fields the same way.
+// into a field, always through `Relocation.apply`, so loading, compaction and
+// relinking compute fields the same way.
 
 import KilnCode
 
-/// The values relocation targets of one module resolve to.
-struct RelocationContext {
-    var functions: [UInt]
-    /// nil for thread-local objects, which have no address of their own.
-    var data: [UInt?]
-    var symbols: [String: UInt]
-    var slots: [String: UInt]
-    var threadOffsets: [Int: Int]
-}
-
 extension Loader {
+    /// The value a record's target has now, in `crate`.
+    func targetValue(_ target: RelocationTarget, in crate: Crate) throws(LoadError) -> UInt {
+        switch target {
+        case .function(let index): return crate.blocks[index].entry
+        case .stub(let index): return try stubAddress(crate: crate, function: index)
+        case .data(let index): return crate.dataAddresses[index]!
+        case .threadLocal(let index): return UInt(crate.threadOffsets[index]!)
+        case .external(let name): return crate.externalValues[name]!
+        case .callSlot(let name): return crate.toc.callSlotAddress(crate.toc.callSlotIndex[name]!)
+        case .addressSlot(let name): return crate.toc.addressSlotAddress(crate.toc.addressSlotIndex[name]!)
+        }
+    }
+
+    /// Applies every record of function `index` at its block's current place.
+    func applyRelocations(ofFunction index: Int, in crate: Crate) throws(LoadError) {
+        let block = crate.blocks[index]
+        let function = crate.module.functions[index]
+        try applyRelocations(function.name, function.relocations, in: crate, objectAddress: block.entry,
+                             writableStart: heap.region.writableAlias(of: block.entry))
+    }
+
     /// Applies `relocations` to an object whose first byte lives at `objectAddress` (the
     /// address code sees) and is written at `writableStart` (the same place, or its
     /// writable alias, or a template buffer).
-    func relocate(
-        _ objectName: String, _ relocations: [Relocation], context: RelocationContext,
-        objectAddress: UInt, writableStart: UnsafeMutableRawPointer, isTemplate: Bool
+    func applyRelocations(
+        _ objectName: String, _ relocations: [Relocation], in crate: Crate,
+        objectAddress: UInt, writableStart: UnsafeMutableRawPointer
     ) throws(LoadError) {
         for relocation in relocations {
-            let target: UInt
-            switch relocation.target {
-            case .function(let index): target = context.functions[index]
-            case .data(let index): target = context.data[index]!
-            case .external(let name): target = context.symbols[name]!
-            case .slot(let name): target = context.slots[name]!
-            case .threadLocal(let index): target = UInt(context.threadOffsets[index]!)
-            }
-            if isTemplate && relocation.kind == .pcRelative32 {
-                // A template is copied into every thread's block: there is no one place
-                // from which a pc-relative field could be measured.
-                throw .invalidModule(
-                    module: objectName,
-                    message: "thread-local $\(objectName)+0x\(String(relocation.offset, radix: 16)) has a pc32 field")
-            }
-            let fieldAddress = objectAddress + UInt(relocation.offset)
-            let bytes: [UInt8]
+            let target = try targetValue(relocation.target, in: crate)
             do {
-                bytes = try relocation.fieldBytes(targetValue: UInt64(target), fieldAddress: UInt64(fieldAddress))
+                // Safe: `validate` checked that offset + field size lies inside the object.
+                try relocation.apply(targetValue: UInt64(target), fieldAddress: UInt64(objectAddress) + UInt64(relocation.offset),
+                                     writingTo: writableStart + Int(relocation.offset))
             } catch {
                 switch error {
                 case .outOfRange(let value, _):
@@ -49,9 +46,6 @@ extension Loader {
                         object: objectName, offset: relocation.offset, relocation: relocation, value: value)
                 }
             }
-            // Safe: `check` verified that offset + field size lies inside the object.
-            let field = writableStart + Int(relocation.offset)
-            bytes.withUnsafeBytes { field.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         }
     }
 }

@@ -1,43 +1,108 @@
-// The loader: places compiled modules in an executable region, resolves their
-// symbols and applies their relocation records.
+// The loader: turns compiled modules into crates in one code heap and links
+// them to each other, to Kiln's runtime and to C libraries.
 //
-// Loading a module, in order (nothing is allocated until every check passes):
-//   1. check the module (indices, field bounds, alignments, thread-data use);
-//   2. resolve every external symbol (see `resolve(_:)` for the order) and
-//      report all unresolved ones together, each with its users;
-//   3. place code objects (16-byte aligned) in the code half, data objects
-//      (at their alignment) and one 8-byte slot per `.slot(name)` symbol in the
-//      data half; register thread-local data with the thread-block layout;
-//   4. write the bytes (code through the region's writable alias) and apply
-//      every relocation through `Relocation.fieldBytes`.
+// Loading a batch of modules (one link unit: `kiln run a.ssa b.ssa`), in
+// order; if any step fails, everything placed for the batch is given back:
+//   1. validate every module (`CompiledModule.validate`), refuse a crate name
+//      that is already loaded and an export that another crate (loaded or in
+//      the batch) already defines;
+//   2. place each crate: a code block per function, its data objects, its TOC
+//      and a resolver stub per call slot; register its exports;
+//   3. bind eagerly what has no call to intercept: every address slot and
+//      every external absolute field gets the symbol's stable address; report
+//      every name that nothing defines, each with its users;
+//   4. register thread-local data, write code and data, apply every record,
+//      point each call slot at its resolver stub (lazy binding: the first call
+//      binds it, see Loader+Binding.swift) and note which crates use which.
 //
-// Names: `CodeObject.name` keeps the quotes of a quoted IL name (`"foo.bar"`);
-// lookups accept either form, and dlsym gets the name without quotes.
+// Symbols resolve, in order, to: an export of a loaded crate, a Kiln runtime
+// symbol, a `--link` library (in link order), the process's global scope.
 //
-// Lifetime: a `Loader` owns its region and its dlopen handles; every
-// `LoadedModule` holds its loader, so the memory stays mapped while any module
-// is alive. A failed load may leave unused bytes in the region and the
-// thread-block layout; they are not reused yet.
+// Lifetime: a `Loader` owns its heap and its dlopen handles and holds every
+// crate; a `Crate` holds its loader, so memory stays mapped while any crate
+// object or the loader is alive. Loading, binding and compaction take the
+// loader's lock; loaded code may run on any thread, but compaction walks only
+// the stack of the thread that asks for it (see Loader+Compaction.swift).
 
 import KilnCode
 
-/// Loads `CompiledModule`s into one executable region and links them.
-///
-/// Not thread-safe: load from one thread. Loaded code may run on any thread.
+/// Loads and links crates into one code heap; see the file comment.
 public final class Loader {
-    var region: ExecutableRegion
-    /// dlopen handles of libm and the `--link` libraries, searched in this order.
-    private var libraries: [(path: String, handle: UnsafeMutableRawPointer)] = []
-    /// Exported symbols of the modules loaded so far (names without quotes).
-    private var exports: [String: UInt] = [:]
+    /// How the loader behaves beyond the defaults: stress modes and randomised placement.
+    public struct Options: Sendable {
+        /// Compact the code heap at every Nth entry into the runtime (0: never). In this
+        /// mode call slots are never bound, so every call through a TOC enters the runtime.
+        public var compactEvery = 0
+        /// When set, crates are placed at addresses drawn from this seed (for tests).
+        public var placementSeed: UInt64?
+
+        public init(compactEvery: Int = 0, placementSeed: UInt64? = nil) {
+            self.compactEvery = compactEvery
+            self.placementSeed = placementSeed
+        }
+
+        /// The options `KILN_STRESS` asks for: `compact` (compact at every runtime entry)
+        /// or `compact:N` (every Nth); anything else leaves the defaults.
+        public static var fromEnvironment: Options {
+            var options = Options()
+            guard let value = System.environmentValue("KILN_STRESS") else { return options }
+            let parts = value.split(separator: ":")
+            if parts.first == "compact" {
+                options.compactEvery = parts.count > 1 ? max(Int(parts[1]) ?? 1, 1) : 1
+            }
+            return options
+        }
+    }
+
+    /// An exported symbol and the crate that defines it.
+    struct Export {
+        let crate: Crate
+        /// `.function(i)` or `.data(i)`.
+        let target: RelocationTarget
+    }
+
+    let heap: CodeHeap
+    public let options: Options
+    var libraries: [(path: String, handle: UnsafeMutableRawPointer)] = []
+    /// Every loaded crate, in load order.
+    public internal(set) var crates: [Crate] = []
+    var crateByName: [String: Crate] = [:]
+    var exports: [String: Export] = [:]
+    /// Call slot address → its crate and index, for the resolver.
+    var callSlotOwners: [UInt: (crate: Crate, index: Int)] = [:]
+    /// Crate name → names of the crates that import from it, in the order they started to.
+    var usersByName: [String: [String]] = [:]
+    var stubs = CallbackStubs()
+    var routines: RuntimeRoutines!
+    let lock = RuntimeLock()
+    var placementState: UInt64
+    /// Counters for `kiln stats` and the tests.
+    public internal(set) var statistics = Statistics()
+
+    /// What the loader has done so far.
+    public struct Statistics: Sendable {
+        /// Calls that entered the runtime through a resolver stub.
+        public var runtimeEntries = 0
+        /// Call slots bound.
+        public var bindings = 0
+        public var compactions = 0
+        /// Code blocks moved by compaction, in total.
+        public var blocksMoved = 0
+        /// Return addresses rewritten by compaction, in total.
+        public var returnAddressesPatched = 0
+    }
 
     /// Reserves a region of `regionSize` bytes, opens libm, then each of `linkLibraries`.
-    public init(regionSize: Int = 1 << 30, linkLibraries: [String] = []) throws(LoadError) {
+    public init(regionSize: Int = 1 << 30, linkLibraries: [String] = [],
+                options: Options = .fromEnvironment) throws(LoadError) {
         do {
-            region = try ExecutableRegion(size: regionSize)
+            heap = try CodeHeap(regionSize: regionSize)
         } catch {
             throw .system(error)
         }
+        self.options = options
+        self.placementState = options.placementSeed ?? 0
+        routines = try RuntimeRoutines(heap: heap, context: Unmanaged.passUnretained(self).toOpaque())
         try link(library: "libm.so.6")
         for library in linkLibraries { try link(library: library) }
     }
@@ -57,223 +122,212 @@ public final class Loader {
     }
 
     /// The region's reservation: `base` and `size`, for tools and tests.
-    public var regionRange: Range<UInt> { region.base..<(region.base + UInt(region.size)) }
+    public var regionRange: Range<UInt> { heap.region.base..<(heap.region.base + UInt(heap.region.size)) }
 
     /// The address range of the writable alias of the region's code half.
-    public var writableAliasRange: Range<UInt> { region.writableAliasRange }
+    public var writableAliasRange: Range<UInt> { heap.region.writableAliasRange }
 
-    /// Bytes allocated so far in the region's code and data halves.
-    public var regionUsage: (code: Int, data: Int) { region.usage }
-
-    /// Symbols Kiln itself provides to generated code, resolved before any library.
-    public static var runtimeSymbols: [String: UInt] {
-        [ThreadLocalData.addressSymbol: ThreadLocalData.entryAddress]
+    /// Bytes in use: movable code blocks (headers included), fixed code (stubs and
+    /// runtime routines) and data (data objects and TOCs).
+    public var heapUsage: (code: Int, fixed: Int, data: Int) {
+        lock.locked { (heap.movableBytes, heap.fixedBytes, heap.dataBytes) }
     }
 
-    /// The address `name` resolves to outside a module: a Kiln runtime symbol, an export
-    /// of a module loaded earlier, a symbol of a linked library (in link order), or of
-    /// the process's global scope (dlsym RTLD_DEFAULT). Quotes around `name` are ignored.
-    public func resolve(_ name: String) -> UInt? {
-        let bare = unquoted(name)
-        if let address = Self.runtimeSymbols[bare] ?? exports[bare] { return address }
-        for library in libraries {
-            if let address = System.lookUp(bare, in: library.handle) { return UInt(bitPattern: address) }
-        }
-        return System.lookUp(bare, in: nil).map { UInt(bitPattern: $0) }
+    /// The live code blocks, in address order.
+    public var codeBlocks: [CodeBlock] { lock.locked { heap.blocks } }
+
+    /// The code block whose code holds `address` (a return address, say), or nil.
+    public func codeBlock(containing address: UInt) -> CodeBlock? { lock.locked { heap.owner(of: address) } }
+
+    /// The crate called `name`, or nil.
+    public func crate(named name: String) -> Crate? { lock.locked { crateByName[name] } }
+
+    /// The crates that import a symbol `crate` exports, in the order they started to.
+    func users(of crate: Crate) -> [Crate] {
+        lock.locked { (usersByName[crate.name] ?? []).compactMap { crateByName[$0] } }
     }
 
-    /// Loads, links and relocates `module`; see the file comment for the steps.
-    public func load(_ module: CompiledModule) throws(LoadError) -> LoadedModule {
-        try check(module)
-        let localNames = localSymbols(of: module)
-        let resolvedSymbols = try resolveExternals(of: module, localNames: localNames)
+    // MARK: Loading
 
-        // Thread data first: its templates need only addresses of this module's code
-        // and plain data, which are fixed below before any template is relocated.
-        var functionAddresses: [UInt] = []
-        for function in module.functions {
-            functionAddresses.append(try region.allocateCode(function.code.count, alignment: 16))
+    /// Loads, links and relocates one module; see the file comment.
+    public func load(_ module: CompiledModule) throws(LoadError) -> Crate {
+        try load([module])[0]
+    }
+
+    /// Loads a batch of modules as one link unit; see the file comment.
+    public func load(_ modules: [CompiledModule]) throws(LoadError) -> [Crate] {
+        lock.lock()
+        defer { lock.unlock() }
+        try checkBatch(modules)
+        var placed: [Crate] = []
+        do {
+            for module in modules { placed.append(try place(module)) }
+            for crate in placed { register(crate) }
+            try bindEagerly(placed)
+            for crate in placed { try finish(crate) }
+        } catch {
+            for crate in placed { discard(crate) }
+            throw error
         }
+        for crate in placed {
+            crates.append(crate)
+            noteUsers(of: crate)
+        }
+        return placed
+    }
+
+    private func checkBatch(_ modules: [CompiledModule]) throws(LoadError) {
+        var names = Set<String>()
+        var batchExports: [String: String] = [:]
+        for module in modules {
+            do {
+                try module.validate()
+            } catch {
+                throw .invalidModule(module: module.name, message: error.message)
+            }
+            guard crateByName[module.name] == nil, names.insert(module.name).inserted else {
+                throw .duplicateCrate(module.name)
+            }
+            let exported = module.functions.filter(\.isExported).map(\.name)
+                + module.data.filter(\.isExported).map(\.name)
+            for name in exported.map(unquoted) {
+                if let existing = exports[name] {
+                    throw .duplicateExport(symbol: name, first: existing.crate.name, second: module.name)
+                }
+                if let first = batchExports[name] {
+                    throw .duplicateExport(symbol: name, first: first, second: module.name)
+                }
+                batchExports[name] = module.name
+            }
+        }
+    }
+
+    /// Allocates a crate's blocks, data, TOC and resolver stubs.
+    private func place(_ module: CompiledModule) throws(LoadError) -> Crate {
+        var padding: [(UInt, Int, Bool)] = []
+        defer {
+            for (address, size, isCode) in padding {
+                if isCode { heap.freePadding(address, size) } else { heap.freeData(address, count: size) }
+            }
+        }
+        if options.placementSeed != nil {
+            // Random gaps before the crate's code and data, given back once it is placed.
+            let codeGap = 16 * Int(nextRandom() % 4096), dataGap = 8 * Int(nextRandom() % 8192)
+            if codeGap > 0 { padding.append((try heap.allocatePadding(codeGap), codeGap, true)) }
+            if dataGap > 0 { padding.append((try heap.allocateData(dataGap, alignment: 8), dataGap, false)) }
+        }
+        var blocks: [CodeBlock] = []
         var dataAddresses: [UInt?] = []
-        for object in module.data {
-            if object.isThreadLocal {
-                dataAddresses.append(nil)
-            } else {
-                let address = try region.allocateData(object.bytes.count, alignment: max(object.alignment, 1))
-                dataAddresses.append(UInt(bitPattern: address))
+        var tocAddress: UInt = 0
+        var toc = TOC(address: 0, callSlots: [], addressSlots: [])
+        do {
+            for (index, function) in module.functions.enumerated() {
+                blocks.append(try heap.allocateBlock(size: function.code.count, name: function.name, crate: nil,
+                                                     functionIndex: index))
             }
-        }
-        var symbols: [String: UInt] = [:]
-        for (name, found) in resolvedSymbols {
-            switch found {
-            case .address(let address): symbols[name] = address
-            case .local(.function(let index)): symbols[name] = functionAddresses[index]
-            case .local(.data(let index)): symbols[name] = dataAddresses[index]!
-            case .local: preconditionFailure("local symbols are functions or plain data")
+            for object in module.data {
+                dataAddresses.append(object.isThreadLocal ? nil
+                    : try heap.allocateData(object.bytes.count, alignment: object.alignment))
             }
-        }
-        let slotNames = slotSymbols(of: module)
-        var slotAddresses: [String: UInt] = [:]
-        var slots: [LoadedModule.Slot] = []
-        if !slotNames.isEmpty {
-            let table = try region.allocateData(8 * slotNames.count, alignment: 8)
-            for (index, name) in slotNames.enumerated() {
-                let value = symbols[name]!
-                let address = table + 8 * index
-                address.storeBytes(of: UInt64(value), as: UInt64.self)
-                slotAddresses[name] = UInt(bitPattern: address)
-                slots.append(LoadedModule.Slot(symbol: name, address: UInt(bitPattern: address), value: value))
+            let layout = module.tocLayout
+            tocAddress = try heap.allocateData(8 * (layout.callSlots.count + layout.addressSlots.count), alignment: 8)
+            toc = TOC(address: tocAddress, callSlots: layout.callSlots, addressSlots: layout.addressSlots)
+            for index in layout.callSlots.indices {
+                toc.resolverStubs.append(try routines.makeResolverStub(for: toc.callSlotAddress(index), in: heap))
             }
+        } catch {
+            for block in blocks { heap.free(block) }
+            for (object, address) in zip(module.data, dataAddresses) {
+                if let address { heap.freeData(address, count: object.bytes.count) }
+            }
+            if tocAddress != 0 { heap.freeData(tocAddress, count: toc.size) }
+            for stub in toc.resolverStubs { heap.freeFixed(stub, count: 16) }
+            throw error
         }
+        let crate = Crate(loader: self, module: module, blocks: blocks, dataAddresses: dataAddresses, toc: toc)
+        for block in blocks { block.crate = crate }
+        return crate
+    }
 
-        let context = RelocationContext(
-            functions: functionAddresses, data: dataAddresses, symbols: symbols, slots: slotAddresses,
-            threadOffsets: [:])
-        var threadOffsets: [Int: Int] = [:]
-        for (index, object) in module.data.enumerated() where object.isThreadLocal {
+    private func register(_ crate: Crate) {
+        crateByName[crate.name] = crate
+        for (index, function) in crate.module.functions.enumerated() where function.isExported {
+            exports[unquoted(function.name)] = Export(crate: crate, target: .function(index))
+        }
+        for (index, object) in crate.module.data.enumerated() where object.isExported {
+            exports[unquoted(object.name)] = Export(crate: crate, target: .data(index))
+        }
+        for index in crate.toc.callSlots.indices {
+            callSlotOwners[crate.toc.callSlotAddress(index)] = (crate, index)
+        }
+    }
+
+    /// Thread data, code, data and TOC contents of a placed and bound crate.
+    private func finish(_ crate: Crate) throws(LoadError) {
+        try registerThreadData(of: crate)
+        for index in crate.module.functions.indices {
+            let block = crate.blocks[index]
+            crate.module.functions[index].code.withUnsafeBytes { heap.write($0, at: block.entry) }
+            try applyRelocations(ofFunction: index, in: crate)
+        }
+        for (index, object) in crate.module.data.enumerated() {
+            guard let address = crate.dataAddresses[index] else { continue }
+            let writable = UnsafeMutableRawPointer(bitPattern: address)!
+            object.bytes.withUnsafeBytes { writable.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            try applyRelocations(object.name, object.relocations, in: crate, objectAddress: address,
+                                 writableStart: writable)
+        }
+        for index in crate.toc.callSlots.indices {
+            crate.toc.store(crate.toc.resolverStubs[index], at: crate.toc.callSlotAddress(index))
+        }
+        for (index, name) in crate.toc.addressSlots.enumerated() {
+            crate.toc.store(crate.externalValues[name]!, at: crate.toc.addressSlotAddress(index))
+        }
+    }
+
+    private func registerThreadData(of crate: Crate) throws(LoadError) {
+        for (index, object) in crate.module.data.enumerated() where object.isThreadLocal {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(object.bytes.count, 1), alignment: 16)
             defer { buffer.deallocate() }
             buffer.copyBytes(from: object.bytes)
-            try relocate(object.name, object.relocations, context: context,
-                         objectAddress: 0, writableStart: buffer.baseAddress!, isTemplate: true)
+            // Templates hold no pc-relative fields (validate refuses them), so address 0 is as good as any.
+            try applyRelocations(object.name, object.relocations, in: crate, objectAddress: 0,
+                                 writableStart: buffer.baseAddress!)
             let template = Array(buffer.prefix(object.bytes.count))
             guard let offset = ThreadLocalData.register(template, alignment: max(object.alignment, 1)) else {
                 throw .threadDataFull(object: object.name, size: object.bytes.count)
             }
-            threadOffsets[index] = offset
-        }
-        var fullContext = context
-        fullContext.threadOffsets = threadOffsets
-
-        for (index, function) in module.functions.enumerated() {
-            let address = functionAddresses[index]
-            let writable = region.writableAlias(of: address)
-            function.code.withUnsafeBytes { writable.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            try relocate(function.name, function.relocations, context: fullContext,
-                         objectAddress: address, writableStart: writable, isTemplate: false)
-        }
-        for (index, object) in module.data.enumerated() {
-            guard let address = dataAddresses[index] else { continue }
-            let writable = UnsafeMutableRawPointer(bitPattern: address)!
-            object.bytes.withUnsafeBytes { writable.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            try relocate(object.name, object.relocations, context: fullContext,
-                         objectAddress: address, writableStart: writable, isTemplate: false)
-        }
-
-        let loaded = LoadedModule(
-            loader: self, module: module, functionAddresses: functionAddresses,
-            dataAddresses: dataAddresses, threadOffsets: threadOffsets, slots: slots)
-        for (index, function) in module.functions.enumerated() where function.isExported {
-            exports[unquoted(function.name)] = functionAddresses[index]
-        }
-        for (index, object) in module.data.enumerated() where object.isExported && !object.isThreadLocal {
-            exports[unquoted(object.name)] = dataAddresses[index]!
-        }
-        return loaded
-    }
-
-    // MARK: Checking and resolving
-
-    private func check(_ module: CompiledModule) throws(LoadError) {
-        func fail(_ message: String) -> LoadError { .invalidModule(module: module.name, message: message) }
-        for object in module.data {
-            let alignment = max(object.alignment, 1)
-            guard alignment & (alignment - 1) == 0, alignment <= 4096 else {
-                throw fail("$\(object.name) has alignment \(object.alignment), not a power of two up to 4096")
-            }
-        }
-        let objects = module.functions.map { ($0.name, $0.code.count, $0.relocations, false) }
-            + module.data.map { ($0.name, $0.bytes.count, $0.relocations, $0.isThreadLocal) }
-        for (name, size, relocations, isThreadData) in objects {
-            for relocation in relocations {
-                guard Int(relocation.offset) + relocation.kind.size <= size else {
-                    throw fail("$\(name)+0x\(String(relocation.offset, radix: 16)): \(relocation.kind) field "
-                                + "runs past the end of the object (\(size) bytes)")
-                }
-                switch relocation.target {
-                case .function(let index):
-                    guard module.functions.indices.contains(index) else { throw fail("$\(name) refers to function #\(index), which does not exist") }
-                case .data(let index):
-                    guard module.data.indices.contains(index) else { throw fail("$\(name) refers to data #\(index), which does not exist") }
-                    guard !module.data[index].isThreadLocal else {
-                        throw fail("$\(name) refers to thread-local $\(module.data[index].name) as plain data")
-                    }
-                case .threadLocal(let index):
-                    guard module.data.indices.contains(index), module.data[index].isThreadLocal else {
-                        throw fail("$\(name) refers to thread data #\(index), which is not thread-local data")
-                    }
-                    guard relocation.kind == .offset32, !isThreadData else {
-                        throw fail("$\(name)+0x\(String(relocation.offset, radix: 16)): a thread-local offset "
-                                    + "must be an off32 field in code")
-                    }
-                case .external, .slot:
-                    break
-                }
-            }
+            crate.threadOffsets[index] = offset
         }
     }
 
-    /// This module's own functions and plain data, by unquoted name.
-    private func localSymbols(of module: CompiledModule) -> [String: RelocationTarget] {
-        var names: [String: RelocationTarget] = [:]
-        for (index, function) in module.functions.enumerated() { names[unquoted(function.name)] = .function(index) }
-        for (index, object) in module.data.enumerated() where !object.isThreadLocal {
-            names[unquoted(object.name)] = .data(index)
+    /// Gives back everything a crate holds in the heap and forgets its names. Its stubs
+    /// stay (they are shared by every version of a function) but are marked dead.
+    func discard(_ crate: Crate) {
+        for block in crate.blocks where !block.isFreed { heap.free(block) }
+        for (object, address) in zip(crate.module.data, crate.dataAddresses) {
+            if let address { heap.freeData(address, count: object.bytes.count) }
         }
-        return names
+        if crate.toc.address != 0 { heap.freeData(crate.toc.address, count: crate.toc.size) }
+        for (index, stub) in crate.toc.resolverStubs.enumerated() {
+            callSlotOwners[crate.toc.callSlotAddress(index)] = nil
+            heap.freeFixed(stub, count: 16)
+        }
+        for (name, export) in exports where export.crate === crate { exports[name] = nil }
+        if crateByName[crate.name] === crate { crateByName[crate.name] = nil }
+        stubs.markDead(crate: crate.name, routines: routines, heap: heap)
+        usersByName[crate.name] = nil
+        for key in usersByName.keys { usersByName[key]!.removeAll { $0 == crate.name } }
+        crates.removeAll { $0 === crate }
     }
 
-    /// Where an external name was found: outside the module, or in the module itself
-    /// (known only once the module is placed).
-    private enum ResolvedSymbol {
-        case address(UInt)
-        case local(RelocationTarget)
-    }
-
-    /// Resolves every `.external` and `.slot` name, or reports all that are undefined.
-    private func resolveExternals(
-        of module: CompiledModule, localNames: [String: RelocationTarget]
-    ) throws(LoadError) -> [String: ResolvedSymbol] {
-        var resolved: [String: ResolvedSymbol] = [:]
-        var unresolved: [String: [String]] = [:]
-        var unresolvedOrder: [String] = []
-        let users = module.functions.map { ($0.name, $0.relocations) } + module.data.map { ($0.name, $0.relocations) }
-        for (user, relocations) in users {
-            for relocation in relocations {
-                switch relocation.target {
-                case .external(let name), .slot(let name): note(name, user)
-                case .function, .data, .threadLocal: break
-                }
-            }
-        }
-        func note(_ name: String, _ user: String) {
-            if resolved[name] != nil { return }
-            if unresolved[name] != nil {
-                if unresolved[name]!.last != user { unresolved[name]!.append(user) }
-                return
-            }
-            if let local = localNames[unquoted(name)] {
-                resolved[name] = .local(local)
-            } else if let address = resolve(name) {
-                resolved[name] = .address(address)
-            } else {
-                unresolved[name] = [user]
-                unresolvedOrder.append(name)
-            }
-        }
-        guard unresolvedOrder.isEmpty else {
-            throw .unresolvedSymbols(unresolvedOrder.map { UnresolvedSymbol(symbol: $0, users: unresolved[$0]!) })
-        }
-        return resolved
-    }
-
-    private func slotSymbols(of module: CompiledModule) -> [String] {
-        var seen = Set<String>()
-        var names: [String] = []
-        for relocation in module.functions.flatMap(\.relocations) + module.data.flatMap(\.relocations) {
-            if case .slot(let name) = relocation.target, seen.insert(name).inserted { names.append(name) }
-        }
-        return names
+    /// A SplitMix64 step over the placement seed.
+    private func nextRandom() -> UInt64 {
+        placementState &+= 0x9E37_79B9_7F4A_7C15
+        var z = placementState
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
 

@@ -51,12 +51,22 @@ enum System {
 
     /// Maps zeroed private read-write memory over `address` (inside a reservation we own).
     static func mapAnonymous(_ address: UnsafeMutableRawPointer, _ size: Int) throws(SystemError) {
-        let result = mmap(address, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+        let result = mmap(address, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0)
         guard result == address else { throw SystemError("mmap(anonymous, fixed)") }
     }
 
     static func unmap(_ address: UnsafeMutableRawPointer, _ size: Int) {
         _ = munmap(address, size)
+    }
+
+    /// Frees the pages of `count` bytes at `offset` of `file` (they read as zero afterwards).
+    static func punchHole(_ file: Int32, offset: Int, count: Int) {
+        _ = kiln_punch_hole(file, Int64(offset), Int64(count))
+    }
+
+    /// Frees private anonymous pages; they read as zero afterwards.
+    static func discard(_ address: UnsafeMutableRawPointer, _ count: Int) {
+        _ = madvise(address, count, MADV_DONTNEED)
     }
 
     static func memfd(name: String) throws(SystemError) -> Int32 {
@@ -327,5 +337,46 @@ enum System {
             index += 1
         }
         return result
+    }
+}
+
+extension System {
+    /// The value of environment variable `name`, or nil.
+    static func environmentValue(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+
+    /// The calling thread's stack: its highest address (exclusive), or 0 if unknown.
+    static func stackTop() -> UInt {
+        UInt(kiln_stack_top())
+    }
+}
+
+/// A recursive mutex: the loader's lock. Binding runs on whatever thread calls through a
+/// slot; loading runs on the host's; a thread that holds the lock may take it again.
+final class RuntimeLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        var attributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attributes)
+        pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_RECURSIVE))
+        pthread_mutex_init(mutex, &attributes)
+        pthread_mutexattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
+        lock()
+        defer { unlock() }
+        return try body()
     }
 }

@@ -191,9 +191,8 @@ public enum TestRunner {
         // its loader's own handle on the driver) goes first.
         let loaded = try Loader(linkLibraries: libraries).load(module)
         var entry: UnsafeRawPointer?
-        if let index = loaded.functions.firstIndex(where: { unquoted($0.name) == "main" }),
-           module.functions[index].isExported {
-            entry = loaded.address(ofFunction: index)
+        if let index = loaded.functionIndex(named: "main"), module.functions[index].isExported {
+            entry = try loaded.stub(ofFunction: index)
         }
         if let driver {
             for (index, function) in module.functions.enumerated() where function.isExported {
@@ -201,7 +200,8 @@ public enum TestRunner {
                 guard let slot = System.lookUp(TestFile.slotSymbol(for: function.name), in: driver) else {
                     throw Failure(message: "the driver has no \(TestFile.slotSymbol(for: function.name))")
                 }
-                slot.storeBytes(of: loaded.functions[index].address, as: UInt.self)
+                // The stub, not the entry: compaction may move the code while the driver runs.
+                slot.storeBytes(of: UInt(bitPattern: try loaded.stub(ofFunction: index)), as: UInt.self)
             }
             if entry == nil { entry = System.lookUp("main", in: driver).map { UnsafeRawPointer($0) } }
         }
@@ -209,7 +209,7 @@ public enum TestRunner {
 
         let outputPath = directory + "/stdout"
         let status = try System.withStandardOutput(redirectedTo: outputPath) {
-            LoadedModule.callMain(entry, arguments: [path] + programArguments, environment: nil)
+            Crate.callMain(entry, arguments: [path] + programArguments, environment: nil)
         }
         let output = String(decoding: try System.readFile(outputPath), as: UTF8.self)
         if let expected = test.expectedOutput {

@@ -86,7 +86,7 @@ func compileInProcess(name: String, bytes: [UInt8], load: Bool) throws(KilnFailu
     times.data = phases.data.seconds
     guard load else { return (times, []) }
 
-    var loaded: LoadedModule?
+    var loaded: Crate?
     var loadError: LoadError?
     let loadTime = seconds {
         do throws(LoadError) {

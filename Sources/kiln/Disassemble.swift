@@ -55,7 +55,9 @@ struct Disassemble: ParsableCommand {
         case .data(let index): "$\(compiled.data[index].name)"
         case .threadLocal(let index): "thread $\(compiled.data[index].name)"
         case .external(let name): "$\(name) (external)"
-        case .slot(let name): "slot of $\(name) (external)"
+        case .stub(let index): "stub of $\(compiled.functions[index].name)"
+        case .callSlot(let name): "call slot of $\(name) (import)"
+        case .addressSlot(let name): "address slot of $\(name) (import)"
         }
         let addend = relocation.addend == 0 ? "" : (relocation.addend > 0 ? " + \(relocation.addend)" : " - \(-relocation.addend)")
         return hex(relocation.offset, 4) + " \(relocation.kind) \(target)\(addend)"

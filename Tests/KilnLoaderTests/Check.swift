@@ -44,7 +44,7 @@ func assemble(_ name: String, exported: Bool = true,
 /// Emits `call [rip + slot(symbol)]` with its record; rsp must be 16-byte aligned.
 func callThroughSlot(_ symbol: String, _ buffer: inout CodeBuffer, _ relocations: inout Relocations) {
     buffer.call(Memory.rip(0))
-    relocations.ripRelative(buffer, to: .slot(symbol))
+    relocations.ripRelative(buffer, to: .callSlot(symbol))
 }
 
 /// Emits Kiln's thread-data access: `mov edi, off32(thread data + addend); call [rip + slot]`.

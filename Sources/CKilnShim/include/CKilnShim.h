@@ -1,6 +1,6 @@
 // The few things Kiln's loader needs that Swift cannot reach by itself.
 //
-// memfd_create is not imported into Swift on this platform, and a `__thread`
+// memfd_create and fallocate's flags are not imported into Swift on this platform, and a `__thread`
 // variable (the per-thread block behind QBE's `thread` data) cannot be
 // declared in Swift at all. Everything else stays in Swift.
 
@@ -12,6 +12,12 @@
 
 /// memfd_create(name, MFD_CLOEXEC): an anonymous file to map twice. -1 and errno on failure.
 int kiln_memfd_create(const char *name);
+
+/// fallocate(PUNCH_HOLE | KEEP_SIZE): frees a range of a file's pages. 0, or -1 and errno.
+int kiln_punch_hole(int fd, int64_t offset, int64_t count);
+
+/// The highest address (exclusive) of the calling thread's stack, or 0 if unknown.
+uintptr_t kiln_stack_top(void);
 
 // Thread-local data.
 //

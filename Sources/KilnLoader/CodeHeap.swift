@@ -1,0 +1,246 @@
+// The code heap: where every code object, stub and TOC of a loader lives.
+//
+// It manages an `ExecutableRegion` in three parts:
+//
+//   movable code  the lower part of the code half. Each code object is a
+//                 block: a 16-byte header (magic, block id, code size,
+//                 function index) followed by the code, 16-byte aligned.
+//                 Blocks move when the heap is compacted and are freed when
+//                 nothing reaches them.
+//   fixed code    the top `fixedSize` bytes of the code half: the runtime's
+//                 own routines and 16-byte cells for stubs (resolver stubs of
+//                 TOC call slots, callback stubs). Nothing here ever moves, so
+//                 C code and TOC slots may hold these addresses forever.
+//   data          the data half: crates' data objects and TOCs. Never moves.
+//
+// Names: a *block* is the heap's view of one code object (`CodeBlock`: where
+// it is, how big, which crate and function it belongs to); its *entry* is the
+// address of its first instruction; its *extent* is header plus code.
+//
+// Invariants: `blocks` is sorted by address and holds exactly the live
+// blocks, so `owner(of:)` (which block holds a return address) is a binary
+// search; compaction updates addresses and re-sorts before it returns. The
+// header written in memory always matches the block (`checkHeaders` verifies).
+// All writes to code go through the region's writable alias.
+
+import KilnCode
+
+/// One code object placed in the heap. Owned by the heap; a crate holds its blocks.
+///
+/// The block's address changes when the heap compacts; hold the block, not its entry.
+public final class CodeBlock: CustomStringConvertible {
+    /// A number unique among the heap's live blocks (reused after a block is freed).
+    public let id: UInt32
+    /// The first instruction; moves when the heap compacts.
+    public internal(set) var entry: UInt
+    /// Bytes of code.
+    public let size: Int
+    /// The function's name as in the IL.
+    public let name: String
+    /// The crate the code belongs to (nil once the crate is gone).
+    public internal(set) weak var crate: Crate?
+    /// The function's index in its crate's module.
+    public let functionIndex: Int
+    /// How many times compaction has moved the block.
+    public internal(set) var moves = 0
+    /// Set while a compaction must leave the block in place.
+    var isPinned = false
+    /// Whether the block has been freed.
+    public internal(set) var isFreed = false
+
+    init(id: UInt32, entry: UInt, size: Int, name: String, crate: Crate?, functionIndex: Int) {
+        self.id = id
+        self.entry = entry
+        self.size = size
+        self.name = name
+        self.crate = crate
+        self.functionIndex = functionIndex
+    }
+
+    /// Header plus code, rounded up to 16 bytes.
+    public var extent: Range<UInt> { (entry - UInt(CodeHeap.headerSize))..<(entry + UInt(align(size, 16))) }
+
+    public var description: String { "$\(name) at 0x\(String(entry, radix: 16)) (\(size) bytes)" }
+}
+
+/// The heap of one loader; see the file comment.
+final class CodeHeap {
+    static let headerSize = 16
+    static let headerMagic: UInt32 = 0x444F_434B  // "KCOD"
+
+    let region: ExecutableRegion
+    /// Bytes at the top of the code half for never-moving code.
+    let fixedSize: Int
+    private(set) var movable: FreeList
+    private(set) var fixed: FreeList
+    private(set) var data: FreeList
+    /// Live blocks, sorted by address.
+    private(set) var blocks: [CodeBlock] = []
+    private var freeIDs: [UInt32] = []
+    private var nextID: UInt32 = 0
+
+    init(regionSize: Int) throws(SystemError) {
+        region = try ExecutableRegion(size: regionSize)
+        fixedSize = max(1 << 16, min(32 << 20, region.halfSize / 16))
+        movable = FreeList(limit: region.halfSize - fixedSize)
+        fixed = FreeList(limit: fixedSize)
+        data = FreeList(limit: region.halfSize)
+    }
+
+    var codeBase: UInt { region.base }
+    var fixedBase: UInt { region.base + UInt(region.halfSize - fixedSize) }
+    var movableRange: Range<UInt> { codeBase..<fixedBase }
+
+    // MARK: Blocks
+
+    /// Places a block for `size` bytes of code and writes its header; the code reads as
+    /// int3 until written.
+    func allocateBlock(size: Int, name: String, crate: Crate?, functionIndex: Int) throws(LoadError) -> CodeBlock {
+        let extent = Self.headerSize + align(max(size, 1), 16)
+        guard let offset = movable.allocate(extent, alignment: 16) else {
+            throw .regionFull(kind: "code", requested: extent)
+        }
+        let id: UInt32
+        if let reused = freeIDs.popLast() { id = reused } else { id = nextID; nextID += 1 }
+        let block = CodeBlock(id: id, entry: codeBase + UInt(offset + Self.headerSize), size: size, name: name,
+                              crate: crate, functionIndex: functionIndex)
+        writeHeader(of: block)
+        insert(block)
+        return block
+    }
+
+    /// Frees a block: its bytes become int3 (so a stale jump traps) and its pages may be released.
+    func free(_ block: CodeBlock) {
+        precondition(!block.isFreed, "block freed twice")
+        guard let index = blocks.firstIndex(where: { $0 === block }) else { preconditionFailure("not a live block") }
+        blocks.remove(at: index)
+        let extent = block.extent
+        fill(extent, with: 0xCC)
+        movable.free(Int(extent.lowerBound - codeBase)..<Int(extent.upperBound - codeBase))
+        block.isFreed = true
+        freeIDs.append(block.id)
+        releaseFreePages()
+    }
+
+    func writeHeader(of block: CodeBlock) {
+        let header = region.writableAlias(of: block.entry - UInt(Self.headerSize))
+        header.storeBytes(of: Self.headerMagic, toByteOffset: 0, as: UInt32.self)
+        header.storeBytes(of: block.id, toByteOffset: 4, as: UInt32.self)
+        header.storeBytes(of: UInt32(block.size), toByteOffset: 8, as: UInt32.self)
+        header.storeBytes(of: UInt32(truncatingIfNeeded: block.functionIndex), toByteOffset: 12, as: UInt32.self)
+    }
+
+    /// Whether every live block's in-memory header names it.
+    func checkHeaders() -> Bool {
+        blocks.allSatisfy { block in
+            let header = UnsafeRawPointer(bitPattern: block.entry - UInt(Self.headerSize))!
+            return header.load(as: UInt32.self) == Self.headerMagic
+                && header.load(fromByteOffset: 4, as: UInt32.self) == block.id
+                && header.load(fromByteOffset: 8, as: UInt32.self) == UInt32(block.size)
+        }
+    }
+
+    private func insert(_ block: CodeBlock) {
+        let index = firstBlock(atOrAfter: block.entry)
+        blocks.insert(block, at: index)
+    }
+
+    /// The index of the first block whose entry is at or after `address`.
+    private func firstBlock(atOrAfter address: UInt) -> Int {
+        var low = 0, high = blocks.count
+        while low < high {
+            let middle = (low + high) / 2
+            if blocks[middle].entry < address { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// The block whose extent holds `address` (a return address, say), or nil.
+    func owner(of address: UInt) -> CodeBlock? {
+        guard movableRange.contains(address) else { return nil }
+        let index = firstBlock(atOrAfter: address + 1)
+        guard index > 0 else { return nil }
+        let candidate = blocks[index - 1]
+        return candidate.extent.contains(address) ? candidate : nil
+    }
+
+    /// Replaces the order of `blocks` after compaction moved them.
+    func resort() {
+        blocks.sort { $0.entry < $1.entry }
+        movable.rebuild(around: blocks.map { Int($0.extent.lowerBound - codeBase)..<Int($0.extent.upperBound - codeBase) })
+    }
+
+    // MARK: Writing code
+
+    /// Copies `bytes` to the code at `address` through the writable alias.
+    func write(_ bytes: UnsafeRawBufferPointer, at address: UInt) {
+        guard bytes.count > 0 else { return }
+        region.writableAlias(of: address).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+    }
+
+    /// Fills code bytes with `byte` (int3 for freed space).
+    func fill(_ range: Range<UInt>, with byte: UInt8) {
+        guard !range.isEmpty else { return }
+        region.writableAlias(of: range.lowerBound).initializeMemory(as: UInt8.self, repeating: byte, count: range.count)
+    }
+
+    /// Gives the pages above the highest block back to the kernel.
+    func releaseFreePages() {
+        let top = codeBase + UInt(movable.top)
+        region.release(top..<fixedBase)
+    }
+
+    /// Takes `count` bytes of movable space that hold no block (a gap, for randomised placement).
+    func allocatePadding(_ count: Int) throws(LoadError) -> UInt {
+        guard let offset = movable.allocate(align(count, 16), alignment: 16) else {
+            throw .regionFull(kind: "code", requested: count)
+        }
+        return codeBase + UInt(offset)
+    }
+
+    func freePadding(_ address: UInt, _ count: Int) {
+        movable.free(Int(address - codeBase)..<Int(address - codeBase) + align(count, 16))
+    }
+
+    // MARK: Fixed cells
+
+    /// Takes `count` bytes (a multiple of 16) of never-moving code space.
+    func allocateFixed(_ count: Int) throws(LoadError) -> UInt {
+        guard let offset = fixed.allocate(align(count, 16), alignment: 16) else {
+            throw .regionFull(kind: "stub", requested: count)
+        }
+        let address = fixedBase + UInt(offset)
+        fill(address..<(address + UInt(align(count, 16))), with: 0xCC)
+        return address
+    }
+
+    func freeFixed(_ address: UInt, count: Int) {
+        fill(address..<(address + UInt(align(count, 16))), with: 0xCC)
+        fixed.free(Int(address - fixedBase)..<Int(address - fixedBase) + align(count, 16))
+    }
+
+    // MARK: Data
+
+    /// Takes `count` zeroed bytes of data at `alignment`.
+    func allocateData(_ count: Int, alignment: Int) throws(LoadError) -> UInt {
+        let size = align(max(count, 1), 8)
+        guard let offset = data.allocate(size, alignment: max(alignment, 8)) else {
+            throw .regionFull(kind: "data", requested: count)
+        }
+        return region.dataBase + UInt(offset)
+    }
+
+    /// Returns data to the heap, zeroed (so the next allocation reads zeros).
+    func freeData(_ address: UInt, count: Int) {
+        let size = align(max(count, 1), 8)
+        UnsafeMutableRawPointer(bitPattern: address)!.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        data.free(Int(address - region.dataBase)..<Int(address - region.dataBase) + size)
+    }
+
+    // MARK: Statistics
+
+    /// Bytes taken by live blocks (headers included).
+    var movableBytes: Int { blocks.reduce(0) { $0 + $1.extent.count } }
+    var fixedBytes: Int { fixedSize - fixed.freeBytes }
+    var dataBytes: Int { data.limit - data.freeBytes }
+}

@@ -1,0 +1,179 @@
+// Binding names: eager binding of address slots and external fields when a
+// crate is linked, lazy binding of call slots on their first call.
+//
+// Lazy binding, step by step: a call slot starts at its resolver stub; the
+// stub puts the slot's address in r11 and jumps to the loader's resolver
+// routine (RuntimeRoutines.swift), which saves the argument registers and
+// calls `bind(slot:framePointer:)`. `bind` finds the slot's crate and symbol,
+// resolves it, stores the target in the slot (so later calls go straight to
+// it) and returns it; the routine restores the registers and jumps there, so
+// the original call completes as if the slot had always been bound. A symbol
+// that nothing defines fails here, at its first call, naming itself and its
+// caller. Every pass through `bind` is an *entry into the runtime*: runtime
+// services (`$kiln.compact`) are slots that stay unbound, and the compaction
+// stress mode leaves every slot unbound so every call through a TOC enters.
+
+import KilnCode
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension Loader {
+    /// Kiln's own symbols that are ordinary C functions, bound like library symbols.
+    public static var runtimeSymbols: [String: UInt] {
+        [ThreadLocalData.addressSymbol: ThreadLocalData.entryAddress]
+    }
+
+    /// Runtime services that need the caller's frame: their slots are never bound and
+    /// every call enters the runtime through `bind`.
+    static let runtimeEntries: Set<String> = ["kiln.compact"]
+
+    /// The address `name` resolves to outside any crate: a Kiln runtime symbol, a symbol of
+    /// a linked library (in link order), or of the process's global scope. Quotes ignored.
+    func resolveOutside(_ name: String) -> UInt? {
+        let bare = unquoted(name)
+        if let address = Self.runtimeSymbols[bare] { return address }
+        for library in libraries {
+            if let address = System.lookUp(bare, in: library.handle) { return UInt(bitPattern: address) }
+        }
+        return System.lookUp(bare, in: nil).map { UInt(bitPattern: $0) }
+    }
+
+    /// The stable address of `name` as a value: a crate function's stub, a crate's data
+    /// object, or an outside symbol.
+    func stableAddress(of name: String) throws(LoadError) -> UInt? {
+        if let export = exports[unquoted(name)] {
+            switch export.target {
+            case .function(let index): return try stubAddress(crate: export.crate, function: index)
+            case .data(let index): return export.crate.dataAddresses[index].map { $0 }
+                ?? UInt(bitPattern: export.crate.address(ofData: index))
+            default: preconditionFailure("exports are functions or data")
+            }
+        }
+        return resolveOutside(name)
+    }
+
+    /// What a call through a slot for `name` should reach now, and how to find it again.
+    func callTarget(of name: String) -> (address: UInt, binding: TOC.Binding)? {
+        if let export = exports[unquoted(name)] {
+            switch export.target {
+            case .function(let index): return (export.crate.blocks[index].entry, .crate(name: export.crate.name, function: index))
+            case .data(let index): return (UInt(bitPattern: export.crate.address(ofData: index)), .address(UInt(bitPattern: export.crate.address(ofData: index))))
+            default: preconditionFailure("exports are functions or data")
+            }
+        }
+        return resolveOutside(name).map { ($0, .address($0)) }
+    }
+
+    /// The current address behind a binding.
+    func currentTarget(of binding: TOC.Binding) -> UInt? {
+        switch binding {
+        case .address(let address): return address
+        case .crate(let name, let function):
+            guard let crate = crateByName[name], crate.blocks.indices.contains(function) else { return nil }
+            return crate.blocks[function].entry
+        }
+    }
+
+    /// Binds every address slot and external field of `crates`, or reports every undefined
+    /// name with its users.
+    func bindEagerly(_ crates: [Crate]) throws(LoadError) {
+        var unresolved: [UnresolvedSymbol] = []
+        for crate in crates {
+            var missing: [String: [String]] = [:]
+            var order: [String] = []
+            let objects = crate.module.functions.map { ($0.name, $0.relocations) }
+                + crate.module.data.map { ($0.name, $0.relocations) }
+            for (user, relocations) in objects {
+                for relocation in relocations {
+                    let name: String
+                    switch relocation.target {
+                    case .external(let symbol), .addressSlot(let symbol): name = symbol
+                    default: continue
+                    }
+                    if crate.externalValues[name] != nil { continue }
+                    if let address = try stableAddress(of: name) {
+                        crate.externalValues[name] = address
+                    } else if missing[name] == nil {
+                        missing[name] = [user]
+                        order.append(name)
+                    } else if missing[name]!.last != user {
+                        missing[name]!.append(user)
+                    }
+                }
+            }
+            unresolved += order.map { UnresolvedSymbol(symbol: $0, users: missing[$0]!, crate: crate.name) }
+        }
+        guard unresolved.isEmpty else { throw .unresolvedSymbols(unresolved) }
+    }
+
+    /// Records that `crate` uses every crate whose exports it imports (bound or not yet).
+    func noteUsers(of crate: Crate) {
+        for name in crate.relink.importedSymbols {
+            guard let export = exports[unquoted(name)], export.crate !== crate else { continue }
+            noteUser(crate, of: export.crate)
+        }
+    }
+
+    func noteUser(_ user: Crate, of used: Crate) {
+        if !(usersByName[used.name]?.contains(user.name) ?? false) {
+            usersByName[used.name, default: []].append(user.name)
+        }
+    }
+
+    // MARK: Lazy binding
+
+    /// Called by the resolver routine for a call through the call slot at `slot`, with the
+    /// routine's frame pointer (`[framePointer + 8]` is the caller's return address).
+    /// Returns the address to jump to. Never returns for an undefined symbol.
+    func bind(slot: UInt, framePointer: UInt) -> UInt {
+        lock.lock()
+        defer { lock.unlock() }
+        statistics.runtimeEntries += 1
+        guard let (crate, index) = callSlotOwners[slot] else {
+            fail("internal error: the resolver was entered for 0x\(String(slot, radix: 16)), which is no call slot")
+        }
+        let name = crate.toc.callSlots[index]
+        if Self.runtimeEntries.contains(unquoted(name)) {
+            return runRuntimeEntry(unquoted(name), framePointer: framePointer)
+        }
+        if options.compactEvery > 0 && statistics.runtimeEntries % options.compactEvery == 0 {
+            compact(framePointer: framePointer, stress: true)
+        }
+        if let binding = crate.toc.bindings[index], let target = currentTarget(of: binding) {
+            if options.compactEvery == 0 { crate.toc.store(target, at: slot) }
+            return target
+        }
+        guard let (target, binding) = callTarget(of: name) else {
+            let returnAddress = UnsafeRawPointer(bitPattern: framePointer + 8)!.load(as: UInt.self)
+            let caller = heap.owner(of: returnAddress - 1).map { " from $\($0.name)" } ?? ""
+            fail("\(crate.name): call to undefined symbol $\(name)\(caller)")
+        }
+        crate.toc.bindings[index] = binding
+        statistics.bindings += 1
+        if case .crate(let definer, _) = binding, let used = crateByName[definer], used !== crate {
+            noteUser(crate, of: used)
+        }
+        // In the stress mode the slot stays at its resolver stub, so the next call enters again.
+        if options.compactEvery == 0 { crate.toc.store(target, at: slot) }
+        return target
+    }
+
+    private func runRuntimeEntry(_ name: String, framePointer: UInt) -> UInt {
+        switch name {
+        case "kiln.compact":
+            compact(framePointer: framePointer, stress: false)
+        default:
+            fail("internal error: no runtime entry $\(name)")
+        }
+        return routines.returnNothing
+    }
+
+    /// Reports a fatal error of the running program and ends the process (status 70),
+    /// after flushing the program's C output.
+    func fail(_ message: String) -> Never {
+        System.flushAllStreams()
+        System.writeStandardError("kiln: error: \(message)\n")
+        exit(70)
+    }
+}
