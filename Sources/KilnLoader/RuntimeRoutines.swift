@@ -37,7 +37,10 @@ struct RuntimeRoutines {
         buffer.push(.rbp)
         buffer.mov(.b64, .rbp, .rsp)
         for register in saved { buffer.push(register) }
+        // Code written by hand may call with a misaligned stack: align it here, so the
+        // saves and the call into Swift are right either way.
         buffer.alu(.sub, .b64, .rsp, imm: 128)
+        buffer.alu(.and, .b64, .rsp, imm: -16)
         for index in 0..<8 { buffer.movaps(Memory(base: .rsp, displacement: Int32(16 * index)), XMM(rawValue: UInt8(index))!) }
         buffer.mov(.b64, .rdi, imm: contextValue)
         buffer.mov(.b64, .rsi, .r11)
@@ -46,7 +49,8 @@ struct RuntimeRoutines {
         buffer.call(.rax)
         buffer.mov(.b64, .r11, .rax)
         for index in 0..<8 { buffer.movaps(XMM(rawValue: UInt8(index))!, Memory(base: .rsp, displacement: Int32(16 * index))) }
-        buffer.alu(.add, .b64, .rsp, imm: 128 + 8)  // the saved r11 is not restored: it holds the target
+        // Back to the saved registers; the saved r11 is not restored: r11 holds the target.
+        buffer.lea(.b64, .rsp, Memory(base: .rbp, displacement: Int32(-8 * (saved.count - 1))))
         for register in saved.dropLast().reversed() { buffer.pop(register) }
         buffer.pop(.rbp)
         buffer.jmp(.r11)

@@ -36,12 +36,12 @@ func compiled(_ text: String) throws -> (Module, CompiledModule) {
         let main = try #require(module.functions.first { $0.name == "main" })
         let targets = Set(main.relocations.map(\.target))
         #expect(targets.contains(.function(0)))
-        #expect(targets.contains(.slot("puts")))
+        #expect(targets.contains(.callSlot("puts")))
         #expect(targets.contains(.data(0)))
         #expect(targets.contains(.threadLocal(1)))
-        #expect(targets.contains(.slot("kiln.tls.address")))
-        // External data is reached through a slot too, never a rel32 to something far away.
-        #expect(targets.contains(.slot("stderr")))
+        #expect(targets.contains(.callSlot("kiln.tls.address")))
+        // External data is reached through an address slot, never a rel32 to something far away.
+        #expect(targets.contains(.addressSlot("stderr")))
         #expect(!targets.contains { if case .external = $0 { true } else { false } })
         for relocation in main.relocations {
             #expect(Int(relocation.offset) + relocation.kind.size <= main.code.count)

@@ -106,3 +106,15 @@ func temporaryFile(_ name: String, _ text: String) -> String {
     fclose(file)
     return path
 }
+
+extension Crate {
+    /// The stable address (stub) of function `index`, for calling it from a test.
+    func address(ofFunction index: Int) -> UnsafeRawPointer {
+        try! stub(ofFunction: index)
+    }
+
+    /// The same, as an integer.
+    func stubAddress(_ index: Int) -> UInt {
+        UInt(bitPattern: address(ofFunction: index))
+    }
+}

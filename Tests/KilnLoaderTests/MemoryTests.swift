@@ -56,7 +56,7 @@ struct Mapping {
             #expect(!(isWritable && isExecutable), "mapping \(mapping.range) is \(mapping.permissions)")
         }
         // The views really exist: code is executable in the region, writable only in the alias.
-        let codeAddress = module.functions[39].address
+        let codeAddress = module.entry(ofFunction: 39)
         #expect(inRegion.contains { $0.range.contains(codeAddress) && $0.permissions.hasPrefix("r-x") })
         #expect(inAlias.contains { $0.permissions.hasPrefix("rw") })
         #expect(!inAlias.contains { $0.permissions.contains("x") })
@@ -107,11 +107,11 @@ struct Mapping {
     struct ThreadFunctions: Sendable {
         var get0, get1, set, address: UInt
 
-        init(_ module: LoadedModule) {
-            get0 = module.functions[0].address
-            get1 = module.functions[1].address
-            set = module.functions[2].address
-            address = module.functions[3].address
+        init(_ module: Crate) {
+            get0 = module.stubAddress(0)
+            get1 = module.stubAddress(1)
+            set = module.stubAddress(2)
+            address = module.stubAddress(3)
         }
 
         func call(_ entry: UInt) -> Int64 {
@@ -126,7 +126,7 @@ struct Mapping {
     @Test func threadLocalDataPerThread() throws {
         let loader = try Loader()
         let module = try loader.load(Self.threadModule("first", first: 100, second: 200))
-        #expect(module.data[0].isThreadLocal && !module.data[1].isThreadLocal)
+        #expect(module.module.data[0].isThreadLocal && !module.module.data[1].isThreadLocal)
         let tv = ThreadFunctions(module)
         #expect(tv.call(tv.get0) == 100)
         #expect(tv.call(tv.get1) == 200)
@@ -207,7 +207,7 @@ struct Mapping {
                        relocations: []),
         ]))
         let plain = UInt(bitPattern: module.address(ofData: 1))
-        let entry = module.functions[0].address
+        let entry = module.stubAddress(0)
         #expect(UInt(bitPattern: Int(function(module.address(ofFunction: 0), as: NoArguments.self)())) == plain + 4)
         let other = Mutex<Int64>(0)
         join(onNewThread { other.withLock { $0 = function(UnsafeRawPointer(bitPattern: entry)!, as: NoArguments.self)() } })
