@@ -26,6 +26,8 @@ public let runtimeServices: [String: RuntimeService] = {
                        summary: "wait for the next message of the running proc and return it"),
         RuntimeService(name: "yield", parameters: [], result: nil, summary: "let other procs run"),
         RuntimeService(name: "collect", parameters: [], result: nil, summary: "run a full collection of the managed heap"),
+        RuntimeService(name: "compact", parameters: [], result: nil,
+                       summary: "compact the code heap now (code moves; return addresses, TOCs and stubs follow)"),
     ]
     return Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
 }()

@@ -1,7 +1,11 @@
-// `kiln dis`: each function's machine code, interleaved with the IL it came
-// from, and its relocation records.
+// `kiln dis`: each crate's TOC, exports, imports and users, then each
+// function's machine code, interleaved with the IL it came from, and its
+// relocation records.
 //
-// The instructions are rendered by objdump when it is installed (binutils);
+// The crates are linked as `kiln run` would link them (nothing runs), so the
+// TOC shows real slot addresses and what each address slot is bound to; call
+// slots show their resolver stubs, since binding happens at the first call.
+// Instructions are rendered by objdump when it is installed (binutils);
 // without it, each IL line's bytes are printed in hex. Either way the offsets,
 // IL lines and relocations come from Kiln itself.
 
@@ -14,39 +18,101 @@ import KilnLoader
 struct Disassemble: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dis",
-        abstract: "Print the machine code of each function with its IL and relocations.",
-        discussion: "Instructions are rendered with objdump when it is on PATH (apt-get install binutils)."
+        abstract: "Print crates: TOC, exports, imports, users, and each function's code with its IL and relocations.",
+        discussion: """
+            Takes IL files and crate files (.kcrate) in any mix, links them as `kiln run` would, \
+            and prints each crate. A last argument that is not a file name selects one function. \
+            Instructions are rendered with objdump when it is on PATH (apt-get install binutils).
+            """
     )
 
-    @Argument(help: "The IL file.")
-    var file: String
-
-    @Argument(help: "Only this function (name without $).")
-    var function: String?
+    @Argument(help: "IL or crate files, then optionally a function name (without $).")
+    var arguments: [String] = []
 
     func run() throws {
-        guard let module = frontEnd(file) else { throw ExitCode(1) }
-        let compiled: CompiledModule
-        do {
-            compiled = try compileModule(module)
-        } catch {
-            printError("\(error)")
+        let paths = arguments.filter(isCrateFile)
+        let function = arguments.last.flatMap { isCrateFile($0) ? nil : $0 }
+        guard !paths.isEmpty else {
+            printError("error: name at least one IL file or crate file")
             throw ExitCode(1)
         }
-        let selected = compiled.functions.filter { function == nil || $0.name == function }
-        if selected.isEmpty, let function {
-            printError("\(file): error: no function $\(function)")
-            throw ExitCode(1)
-        }
-        for code in selected {
-            print(listing(code, module: module, compiled: compiled))
-        }
-        if function == nil {
-            for data in compiled.data where !data.relocations.isEmpty {
-                print("data $\(data.name): \(data.bytes.count) bytes")
-                for relocation in data.relocations { print("    reloc \(describe(relocation, compiled))") }
+        var modules: [CompiledModule] = []
+        var sources: [SourceFile?] = []
+        for path in paths {
+            if path.hasSuffix(".kcrate") {
+                guard let module = compiledCrate(path) else { throw ExitCode(1) }
+                modules.append(module)
+                sources.append(nil)
+            } else {
+                guard let module = frontEnd(path) else { throw ExitCode(1) }
+                do {
+                    modules.append(try compileModule(module))
+                } catch let error as CompileError {
+                    printError(error.diagnostic.rendered)
+                    throw ExitCode(1)
+                }
+                sources.append(module.source)
             }
         }
+        var crates: [Crate?] = Array(repeating: nil, count: modules.count)
+        do {
+            let loader = try Loader(options: .init())
+            crates = try loader.load(modules).map { $0 }
+        } catch {
+            print("(not linked: \(error))\n")
+        }
+        var found = false
+        for (index, compiled) in modules.enumerated() {
+            let selected = compiled.functions.filter { function == nil || unquoted($0.name) == function }
+            found = found || !selected.isEmpty
+            if function == nil { print(crateSummary(compiled, crates[index])) }
+            for code in selected {
+                print(listing(code, source: sources[index], compiled: compiled, crate: crates[index]))
+            }
+            if function == nil {
+                for data in compiled.data where !data.relocations.isEmpty {
+                    print("data $\(data.name): \(data.bytes.count) bytes")
+                    for relocation in data.relocations { print("    reloc \(describe(relocation, compiled))") }
+                }
+            }
+        }
+        if !found, let function {
+            printError("error: no function $\(function) in \(paths.joined(separator: ", "))")
+            throw ExitCode(1)
+        }
+    }
+
+    /// The crate's header: exports, imports, the TOC with what each slot holds, and its users.
+    func crateSummary(_ compiled: CompiledModule, _ crate: Crate?) -> String {
+        var out = "crate \(compiled.name): \(compiled.functions.count) functions, \(compiled.data.count) data objects\n"
+        let exports = compiled.functions.filter(\.isExported).map { "$" + unquoted($0.name) }
+            + compiled.data.filter(\.isExported).map { "$" + unquoted($0.name) }
+        out += "  exports: " + (exports.isEmpty ? "none" : exports.joined(separator: " ")) + "\n"
+        let imports = compiled.externalSymbols
+        out += "  imports: " + (imports.isEmpty ? "none" : imports.map { "$\($0)" }.joined(separator: " ")) + "\n"
+        let layout = compiled.tocLayout
+        guard let crate else {
+            out += "  toc: \(layout.callSlots.count) call slots, \(layout.addressSlots.count) address slots (not linked)\n"
+            return out
+        }
+        let toc = crate.toc
+        out += "  toc at 0x\(String(toc.address, radix: 16)): \(toc.callSlots.count) call slots, \(toc.addressSlots.count) address slots\n"
+        for (index, name) in toc.callSlots.enumerated() {
+            let address = toc.callSlotAddress(index)
+            let value = toc.value(at: address)
+            let state = value == toc.resolverStubs[index] ? "unbound, resolver stub 0x\(String(value, radix: 16))"
+                : "bound to 0x\(String(value, radix: 16))"
+            out += "    0x\(String(address, radix: 16))  call    $\(name): \(state)\n"
+        }
+        for (index, name) in toc.addressSlots.enumerated() {
+            let address = toc.addressSlotAddress(index)
+            let definer = crate.loader.crates.first { $0.exports.contains(unquoted(name)) }
+            let origin = definer.map { " (exported by \($0.name))" } ?? " (outside the crates)"
+            out += "    0x\(String(address, radix: 16))  address $\(name): 0x\(String(toc.value(at: address), radix: 16))\(origin)\n"
+        }
+        let users = crate.users.map(\.name)
+        out += "  users: " + (users.isEmpty ? "none" : users.joined(separator: " ")) + "\n"
+        return out
     }
 
     func describe(_ relocation: Relocation, _ compiled: CompiledModule) -> String {
@@ -63,12 +129,20 @@ struct Disassemble: ParsableCommand {
         return hex(relocation.offset, 4) + " \(relocation.kind) \(target)\(addend)"
     }
 
-    func listing(_ code: CodeObject, module: Module, compiled: CompiledModule) -> String {
-        var out = "\(code.isExported ? "export " : "")function $\(code.name): \(code.code.count) bytes\n"
+    func listing(_ code: CodeObject, source: SourceFile?, compiled: CompiledModule, crate: Crate?) -> String {
+        var out = "\(code.isExported ? "export " : "")function $\(code.name): \(code.code.count) bytes"
+        if let crate, let index = crate.functionIndex(named: code.name) {
+            out += " at 0x\(String(crate.entry(ofFunction: index), radix: 16))"
+        }
+        out += "\n"
         let instructions = objdump(code.code)
         var lineStarts: [UInt32: Int] = [:]
         for (codeOffset, sourceOffset) in code.lineTable {
-            lineStarts[codeOffset] = module.source.lineAndColumn(of: SourceLocation(offset: sourceOffset)).line
+            lineStarts[codeOffset] = line(of: sourceOffset, source: source, compiled: compiled)
+        }
+        func lineText(_ line: Int) -> String {
+            guard let source else { return "\(compiled.name):\(line)" }
+            return "\(source.name):\(line): \(source.lineText(line).trimmed)"
         }
         let relocationsAt = Dictionary(grouping: code.relocations) { $0.offset }
         func notes(_ start: Int, _ end: Int) -> String {
@@ -78,7 +152,7 @@ struct Disassemble: ParsableCommand {
         if let instructions {
             for (offset, length, text) in instructions {
                 if let line = lineStarts[UInt32(offset)] {
-                    out += "  # \(module.source.name):\(line): \(module.source.lineText(line).trimmed)\n"
+                    out += "  # \(lineText(line))\n"
                 }
                 out += "    \(hex(offset, 4))  " + text + notes(offset, offset + length) + "\n"
             }
@@ -86,7 +160,7 @@ struct Disassemble: ParsableCommand {
             let starts = ([0] + code.lineTable.map { Int($0.codeOffset) } + [code.code.count]).sorted()
             for (start, end) in zip(starts, starts.dropFirst()) where start < end {
                 if let line = lineStarts[UInt32(start)] {
-                    out += "  # \(module.source.name):\(line): \(module.source.lineText(line).trimmed)\n"
+                    out += "  # \(lineText(line))\n"
                 }
                 let bytes = code.code[start..<end].map { hex($0, 2) }.joined(separator: " ")
                 out += "    \(hex(start, 4))  " + bytes + notes(start, end) + "\n"
@@ -95,6 +169,18 @@ struct Disassemble: ParsableCommand {
         out += "  relocations:\n"
         for relocation in code.relocations { out += "    \(describe(relocation, compiled))\n" }
         return out
+    }
+
+    /// The 1-based line of a source offset, from the source or the crate's line starts.
+    func line(of offset: UInt32, source: SourceFile?, compiled: CompiledModule) -> Int {
+        if let source { return source.lineAndColumn(of: SourceLocation(offset: offset)).line }
+        let starts = compiled.sourceLineStarts
+        var low = 0, high = starts.count
+        while low < high {
+            let middle = (low + high) / 2
+            if starts[middle] <= offset { low = middle + 1 } else { high = middle }
+        }
+        return max(low, 1)
     }
 
     /// (offset, length, text) of each instruction, or nil when objdump is not available.
@@ -121,4 +207,9 @@ extension StringProtocol {
     var trimmed: String {
         String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
+}
+
+/// A symbol name without the quotes of a quoted IL name.
+func unquoted(_ name: String) -> String {
+    name.count >= 2 && name.hasPrefix("\"") && name.hasSuffix("\"") ? String(name.dropFirst().dropLast()) : name
 }

@@ -110,7 +110,7 @@ func compiledCrate(_ path: String) -> CompiledModule? {
             return nil
         }
         do {
-            var module = try decodeCrate(bytes) // TEMP
+            var module = try CrateFile.decode(bytes)
             module.name = path
             return module
         } catch {
@@ -139,4 +139,3 @@ func statistics(_ loader: Loader) -> String {
         compactions: \(counters.compactions), blocks moved: \(counters.blocksMoved), return addresses patched: \(counters.returnAddressesPatched)
         """
 }
-func decodeCrate(_ bytes: [UInt8]) throws -> CompiledModule { throw ValidationError("crate files are not readable yet") } // TEMP

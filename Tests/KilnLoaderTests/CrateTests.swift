@@ -1,0 +1,166 @@
+// Crates compiled from IL and linked through their TOCs: lazy binding, exports
+// and imports across crates, users, the relink section, placement anywhere.
+
+import KilnCode
+import KilnCodegen
+import KilnIL
+import KilnLoader
+import Testing
+
+/// Compiles IL text into a module named `name`: the one `compile` of these tests.
+func compile(_ name: String, _ text: String) throws -> CompiledModule {
+    let (module, diagnostics) = parseAndVerify(SourceFile(name: name, text: text))
+    guard diagnostics.isEmpty else { throw CompileFailure(message: diagnostics.map(\.description).joined(separator: "\n")) }
+    return try compileModule(module)
+}
+
+struct CompileFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+typealias IntToInt = @convention(c) (Int64) -> Int64
+
+/// Calls the exported function `name` of `crate`, which takes and returns an `l`.
+func call(_ crate: Crate, _ name: String, _ argument: Int64 = 0) throws -> Int64 {
+    let index = try #require(crate.functionIndex(named: name))
+    return function(try crate.stub(ofFunction: index), as: IntToInt.self)(argument)
+}
+
+let utilSource = """
+    export data $counter = { l 40 }
+    export function l $twice(l %x) {
+    @start
+    	%y =l add %x, %x
+    	%c =l loadl $counter
+    	%c1 =l add %c, 1
+    	storel %c1, $counter
+    	ret %y
+    }
+    export function l $square(l %x) {
+    @start
+    	%y =l mul %x, %x
+    	ret %y
+    }
+    """
+
+let mainSource = """
+    export function l $run(l %x) {
+    @start
+    	%a =l call $twice(l %x)
+    	%b =l call $square(l %a)
+    	%c =l loadl $counter
+    	%d =l add %b, %c
+    	ret %d
+    }
+    export function l $never(l %x) {
+    @start
+    	%a =l call $kiln_never_defined(l %x)
+    	ret %a
+    }
+    export function l $pointer(l %x) {
+    @start
+    	ret $square
+    }
+    """
+
+@Suite struct CrateTests {
+    @Test func cratesCallEachOtherThroughLazilyBoundSlots() throws {
+        let loader = try Loader(options: .init())
+        let crates = try loader.load([try compile("main.ssa", mainSource), try compile("util.ssa", utilSource)])
+        let (main, util) = (crates[0], crates[1])
+        #expect(main.toc.callSlots == ["twice", "square", "kiln_never_defined"])
+        #expect(main.toc.addressSlots == ["counter", "square"])
+        // Nothing is bound before the first call: every slot holds its resolver stub.
+        for index in main.toc.callSlots.indices {
+            #expect(main.toc.value(at: main.toc.callSlotAddress(index)) == main.toc.resolverStubs[index])
+        }
+        // run(3) = (2*3)^2 + counter, where twice bumped the counter to 41 first.
+        #expect(try call(main, "run", 3) == 36 + 41)
+        #expect(main.toc.bindings[0] == .crate(name: "util.ssa", function: 0))
+        #expect(main.toc.value(at: main.toc.callSlotAddress(0)) == util.entry(ofFunction: 0))
+        #expect(main.toc.value(at: main.toc.callSlotAddress(1)) == util.entry(ofFunction: 1))
+        // The import nobody calls was never resolved, and its absence is no error.
+        #expect(main.toc.bindings[2] == nil)
+        #expect(loader.statistics.bindings == 2)
+        #expect(try call(main, "run", 3) == 36 + 42)
+        #expect(loader.statistics.bindings == 2)
+        // Address slots were bound at link time to stable addresses.
+        #expect(main.toc.value(at: main.toc.addressSlotAddress(0)) == UInt(bitPattern: util.address(ofData: 0)))
+        let squareStub = UInt(bitPattern: try util.stub(ofFunction: 1))
+        #expect(UInt(try call(main, "pointer")) == squareStub)
+        #expect(util.users.map(\.name) == ["main.ssa"])
+        #expect(main.users.isEmpty)
+    }
+
+    @Test func duplicateExportsAndCrateNamesAreRefused() throws {
+        let loader = try Loader()
+        _ = try loader.load(try compile("util.ssa", utilSource))
+        let again = try compile("other.ssa", "export function l $twice(l %x) {\n@start\n\tret %x\n}\n")
+        let error = #expect(throws: LoadError.self) { try loader.load(again) }
+        #expect(error?.description == "$twice is exported by both util.ssa and other.ssa")
+        let sameName = try compile("util.ssa", "function l $private(l %x) {\n@start\n\tret %x\n}\n")
+        let nameError = #expect(throws: LoadError.self) { try loader.load(sameName) }
+        #expect(nameError?.description == "a crate named util.ssa is already loaded")
+        // Within one batch too, and nothing of the batch stays loaded.
+        let fresh = try Loader()
+        let batchError = #expect(throws: LoadError.self) {
+            try fresh.load([try compile("a.ssa", utilSource), try compile("b.ssa", utilSource)])
+        }
+        #expect(batchError?.description == "$twice is exported by both a.ssa and b.ssa")
+        #expect(fresh.crates.isEmpty)
+        #expect(fresh.heapUsage.code == 0 && fresh.heapUsage.data == 0)
+    }
+
+    @Test func relinkSectionIndexesEveryReferenceBothWays() throws {
+        let loader = try Loader(options: .init())
+        let crates = try loader.load([try compile("main.ssa", mainSource), try compile("util.ssa", utilSource)])
+        let main = crates[0], util = crates[1]
+        let relink = main.relink
+        // By pointee: the call slot of $twice is used by one record of $run; the symbol
+        // $twice by the TOC slot; $square by a call slot and an address slot.
+        let twiceUsers = relink.pointers(to: .callSlot(0))
+        #expect(twiceUsers.count == 1)
+        guard case .code(function: 0, let record)? = twiceUsers.first else {
+            Issue.record("wrong pointer \(twiceUsers)")
+            return
+        }
+        #expect(main.module.functions[0].relocations[record].target == .callSlot("twice"))
+        #expect(relink.pointers(to: .symbol("twice")) == [.callSlot(0)])
+        #expect(Set(relink.pointers(to: .symbol("square"))) == [.callSlot(1), .addressSlot(1)])
+        #expect(relink.importedSymbols == ["twice", "square", "counter", "kiln_never_defined"])
+        // By pointer: every record of every object and every slot, and nothing else.
+        let recordCount = main.module.functions.reduce(0) { $0 + $1.relocations.count }
+            + main.module.data.reduce(0) { $0 + $1.relocations.count }
+        #expect(relink.byPointer.count == recordCount + main.toc.callSlots.count + main.toc.addressSlots.count)
+        for (pointer, pointee) in relink.byPointer {
+            #expect(relink.pointers(to: pointee).contains(pointer))
+        }
+        // Inside util, $run's counterpart: the data object is referenced by both loads and the store.
+        #expect(util.relink.pointers(to: .data(0)).count == 2)
+    }
+
+    @Test func cratesLoadAtRandomisedAddresses() throws {
+        var entries = Set<UInt>()
+        var results = Set<Int64>()
+        for seed in 1...6 as ClosedRange<UInt64> {
+            let loader = try Loader(options: .init(placementSeed: seed))
+            let crates = try loader.load([try compile("main.ssa", mainSource), try compile("util.ssa", utilSource)])
+            entries.insert(crates[0].entry(ofFunction: 0) - loader.regionRange.lowerBound)
+            results.insert(try call(crates[0], "run", 5))
+        }
+        #expect(entries.count == 6, "offsets of $run: \(entries)")
+        #expect(results.count == 1 && results.first == 100 + 41, "\(results)")
+    }
+
+    @Test func loadingIntoTheSameHeapReusesFreedSpace() throws {
+        let loader = try Loader(options: .init())
+        // A batch that fails late gives back what it took, and the next load reuses it.
+        let before = loader.heapUsage
+        let broken = try compile("broken.ssa", "data $p = { l $kiln_nothing_here }\n" + utilSource)
+        #expect(throws: LoadError.self) { try loader.load(broken) }
+        #expect(loader.heapUsage == before)
+        let util = try loader.load(try compile("util.ssa", utilSource))
+        #expect(util.entry(ofFunction: 0) == loader.regionRange.lowerBound + 16)
+    }
+}
