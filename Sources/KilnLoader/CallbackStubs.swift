@@ -68,14 +68,19 @@ struct CallbackStubs {
 }
 
 extension Loader {
-    /// The stub of function `index` of `crate`, made on first use and pointed at the
-    /// function's current block. `forCode`: the address goes into a crate's code or data.
+    /// The stub of function `index` of `crate`'s current version; see `stubAddress(crate:functionName:)`.
     func stubAddress(crate: Crate, function index: Int, forCode: Bool = true) throws(LoadError) -> UInt {
+        try stubAddress(crate: crate, functionName: crate.live.module.functions[index].name, forCode: forCode)
+    }
+
+    /// The stub of the function called `functionName` in `crate`, made on first use and
+    /// pointed at the current version's block of that name (dead when there is none).
+    /// `forCode`: the address goes into a crate's code or data.
+    func stubAddress(crate: Crate, functionName name: String, forCode: Bool = true) throws(LoadError) -> UInt {
         lock.lock()
         defer { lock.unlock() }
-        let name = crate.module.functions[index].name
-        let block = crate.blocks[index]
-        if let stub = stubs.stub(crate: crate.name, function: name) {
+        let block = crate.current.flatMap { version in version.functionIndex[unquoted(name)].map { version.blocks[$0] } }
+        if let stub = stubs.stub(crate: crate.name, function: unquoted(name)) {
             if stub.block !== block {
                 stub.block = block
                 routines.writeStub(stub, in: heap)
@@ -83,12 +88,24 @@ extension Loader {
             stub.isUsedByCode = stub.isUsedByCode || forCode
             return stub.address
         }
-        let stub = CallbackStub(address: try heap.allocateFixed(16), crateName: crate.name, functionName: name)
+        let stub = CallbackStub(address: try heap.allocateFixed(16), crateName: crate.name, functionName: unquoted(name))
         stub.block = block
         stub.isUsedByCode = forCode
         routines.writeStub(stub, in: heap)
         stubs.add(stub)
         return stub.address
+    }
+
+    /// Points every stub of `crate` at the current version's block of its name, or makes
+    /// it dead when the current version has none (after a reload or unload).
+    func repointStubs(of crate: Crate) {
+        for stub in stubs.all where stub.crateName == crate.name {
+            let block = crate.current.flatMap { version in version.functionIndex[stub.functionName].map { version.blocks[$0] } }
+            if stub.block !== block || block != nil {
+                stub.block = block
+                routines.writeStub(stub, in: heap)
+            }
+        }
     }
 
     /// Re-points every stub at its block's current entry (after compaction).

@@ -33,14 +33,20 @@ public final class CodeBlock: CustomStringConvertible {
     public let id: UInt32
     /// The first instruction; moves when the heap compacts.
     public internal(set) var entry: UInt
-    /// Bytes of code.
-    public let size: Int
+    /// Bytes of code (a block rewritten in place by a reload may shrink).
+    public internal(set) var size: Int
+    /// Bytes available for code: the size the block was allocated with, or what is left
+    /// after `shrink`.
+    var capacity: Int
     /// The function's name as in the IL.
-    public let name: String
+    public internal(set) var name: String
     /// The crate the code belongs to (nil once the crate is gone).
     public internal(set) weak var crate: Crate?
     /// The function's index in its crate's module.
-    public let functionIndex: Int
+    public internal(set) var functionIndex: Int
+    /// The newest crate version whose code this is: its records are applied in that
+    /// version's terms. (Older versions may still list the block; they do not own it.)
+    weak var version: CrateVersion?
     /// How many times compaction has moved the block.
     public internal(set) var moves = 0
     /// Set while a compaction must leave the block in place.
@@ -52,13 +58,14 @@ public final class CodeBlock: CustomStringConvertible {
         self.id = id
         self.entry = entry
         self.size = size
+        self.capacity = size
         self.name = name
         self.crate = crate
         self.functionIndex = functionIndex
     }
 
     /// Header plus code, rounded up to 16 bytes.
-    public var extent: Range<UInt> { (entry - UInt(CodeHeap.headerSize))..<(entry + UInt(align(size, 16))) }
+    public var extent: Range<UInt> { (entry - UInt(CodeHeap.headerSize))..<(entry + UInt(align(max(capacity, 1), 16))) }
 
     public var description: String { "$\(name) at 0x\(String(entry, radix: 16)) (\(size) bytes)" }
 }
@@ -120,6 +127,18 @@ final class CodeHeap {
         block.isFreed = true
         freeIDs.append(block.id)
         releaseFreePages()
+    }
+
+    /// Makes a block hold `size` bytes of code, giving the space after them back.
+    func resize(_ block: CodeBlock, to size: Int) {
+        precondition(size <= block.capacity, "a block only shrinks")
+        let oldEnd = block.extent.upperBound
+        block.size = size
+        block.capacity = size
+        let newEnd = block.extent.upperBound
+        fill(block.entry..<oldEnd, with: 0xCC)
+        if newEnd < oldEnd { movable.free(Int(newEnd - codeBase)..<Int(oldEnd - codeBase)) }
+        writeHeader(of: block)
     }
 
     func writeHeader(of block: CodeBlock) {

@@ -1,19 +1,59 @@
-// A crate: one compiled module placed in a loader's code heap and linked.
+// A crate: one IL module (one file) placed in a loader's code heap and linked.
 //
-// A crate owns one code block per function (movable), its data objects and
-// its TOC (data half, never moving), and the resolver stubs of its call slots
-// (fixed code). Intra-crate references are pc-relative and fixed up from the
-// relocation records; everything outside the crate goes through the TOC or
-// an eagerly bound absolute field (see TOC.swift). The crate keeps its
-// `CompiledModule`, so its records can be applied again whenever a block
-// moves, and its `RelinkSection`.
+// A crate is a name and a sequence of *versions*. Each version owns one code
+// block per function (movable), its data objects and its TOC (data half,
+// never moving), and the resolver stubs of its call slots (fixed code).
+// Intra-crate references are pc-relative and fixed up from the relocation
+// records; everything outside the crate goes through the TOC or an eagerly
+// bound absolute field (see TOC.swift). A version keeps its `CompiledModule`,
+// so its records can be applied again whenever a block moves or a target is
+// reloaded, and its `RelinkSection`.
+//
+// Reloading (Loader+Reload.swift) makes a new current version; the old one is
+// *retired*: blocks, data and TOC that the new version did not take over stay
+// alive while a frame still runs in them, and are freed by the code collector
+// when nothing reaches them any more. Unloading retires the current version
+// without a successor.
 //
 // Lifetime: the loader holds every loaded crate; a `Crate` object keeps its
 // loader (and so the memory) alive. Addresses of code blocks change when the
-// heap compacts: hand out stub addresses (`address(ofSymbol:)`), never
-// entries, to anything that keeps them.
+// heap compacts or the crate is reloaded: hand out stub addresses
+// (`address(ofSymbol:)`), never entries, to anything that keeps them.
 
 import KilnCode
+
+/// One version of a crate's contents; see the file comment.
+final class CrateVersion {
+    /// 1 for the first load, then one more per reload.
+    let number: Int
+    let module: CompiledModule
+    var blocks: [CodeBlock]
+    var dataAddresses: [UInt?]
+    /// Whether this version allocated each data object (and frees it when it goes);
+    /// false once a newer version took the object over unchanged.
+    var ownsData: [Bool]
+    var threadOffsets: [Int: Int] = [:]
+    var toc: TOC
+    let relink: RelinkSection
+    var externalValues: [String: UInt] = [:]
+    /// Whether this version frees its TOC when it goes (false once a newer version took it over).
+    var ownsTOC = true
+    /// Function index by name without quotes.
+    let functionIndex: [String: Int]
+
+    init(number: Int, module: CompiledModule, blocks: [CodeBlock], dataAddresses: [UInt?], toc: TOC) {
+        self.number = number
+        self.module = module
+        self.blocks = blocks
+        self.dataAddresses = dataAddresses
+        self.ownsData = dataAddresses.map { $0 != nil }
+        self.toc = toc
+        self.relink = RelinkSection(module: module, layout: (toc.callSlots, toc.addressSlots))
+        var index: [String: Int] = [:]
+        for (position, function) in module.functions.enumerated() { index[unquoted(function.name)] = position }
+        self.functionIndex = index
+    }
+}
 
 /// A loaded, linked crate; see the file comment.
 public final class Crate: CustomStringConvertible {
@@ -21,37 +61,51 @@ public final class Crate: CustomStringConvertible {
     public let loader: Loader
     /// The crate's name (its source or crate file's name); unique in the loader.
     public let name: String
-    /// What was loaded.
-    public let module: CompiledModule
-    /// One block per function, in module order.
-    public internal(set) var blocks: [CodeBlock]
-    /// The address of each data object; nil for thread-local data.
-    public internal(set) var dataAddresses: [UInt?]
-    /// The thread-block offset of each thread-local data object.
-    public internal(set) var threadOffsets: [Int: Int]
-    public internal(set) var toc: TOC
-    public let relink: RelinkSection
-    /// The stable addresses the crate's address slots and external fields were bound to.
-    public internal(set) var externalValues: [String: UInt]
+    /// The version new calls enter; nil once the crate is unloaded.
+    var current: CrateVersion?
+    /// Older versions that still hold blocks, data or a TOC that something may reach.
+    var retired: [CrateVersion] = []
 
-    init(loader: Loader, module: CompiledModule, blocks: [CodeBlock], dataAddresses: [UInt?], toc: TOC) {
+    init(loader: Loader, version: CrateVersion) {
         self.loader = loader
-        self.name = module.name
-        self.module = module
-        self.blocks = blocks
-        self.dataAddresses = dataAddresses
-        self.threadOffsets = [:]
-        self.toc = toc
-        self.relink = RelinkSection(module: module, layout: (toc.callSlots, toc.addressSlots))
-        self.externalValues = [:]
+        self.name = version.module.name
+        self.current = version
     }
+
+    /// The current version, which exists while the crate is loaded.
+    var live: CrateVersion {
+        guard let current else { preconditionFailure("crate \(name) is unloaded") }
+        return current
+    }
+
+    /// Every version that still holds something, newest first.
+    var versions: [CrateVersion] { (current.map { [$0] } ?? []) + retired }
+
+    /// Whether the crate is loaded (not unloaded).
+    public var isLoaded: Bool { current != nil }
+    /// The current version's number: 1, then one more per reload.
+    public var version: Int { live.number }
+    /// What the current version was loaded from.
+    public var module: CompiledModule { live.module }
+    /// One block per function of the current version, in module order.
+    public var blocks: [CodeBlock] { live.blocks }
+    /// The address of each data object; nil for thread-local data.
+    public var dataAddresses: [UInt?] { live.dataAddresses }
+    /// The thread-block offset of each thread-local data object.
+    public var threadOffsets: [Int: Int] { live.threadOffsets }
+    /// The current version's TOC.
+    public var toc: TOC { live.toc }
+    public var relink: RelinkSection { live.relink }
+    /// The stable addresses the address slots and external fields were bound to.
+    public var externalValues: [String: UInt] { live.externalValues }
+    /// Older versions still alive (a frame runs in them, or they were just replaced).
+    public var retiredVersions: Int { retired.count }
 
     public var description: String { "crate \(name)" }
 
-    /// The index of the function named `name` (quotes optional), or nil.
+    /// The index of the function named `name` (quotes optional) in the current version, or nil.
     public func functionIndex(named name: String) -> Int? {
-        let bare = unquoted(name)
-        return module.functions.firstIndex { unquoted($0.name) == bare }
+        live.functionIndex[unquoted(name)]
     }
 
     /// The index of the data object named `name` (quotes optional), or nil.
@@ -77,8 +131,7 @@ public final class Crate: CustomStringConvertible {
     /// The start of data object `index`; for thread-local data, the calling thread's copy.
     public func address(ofData index: Int) -> UnsafeMutableRawPointer {
         precondition(dataAddresses.indices.contains(index), "\(name): no data #\(index)")
-        if let address = dataAddresses[index] { return UnsafeMutableRawPointer(bitPattern: address)! }
-        return ThreadLocalData.address(ofOffset: threadOffsets[index]!)
+        return live.address(ofData: index)
     }
 
     /// The stable address of the function (its stub) or data object called `symbol`, or nil.
@@ -124,5 +177,13 @@ public final class Crate: CustomStringConvertible {
         let status = main(Int32(arguments.count), argv, envp)
         System.flushAllStreams()
         return status
+    }
+}
+
+extension CrateVersion {
+    /// The start of data object `index`; for thread-local data, the calling thread's copy.
+    func address(ofData index: Int) -> UnsafeMutableRawPointer {
+        if let address = dataAddresses[index] { return UnsafeMutableRawPointer(bitPattern: address)! }
+        return ThreadLocalData.address(ofOffset: threadOffsets[index]!)
     }
 }

@@ -48,6 +48,8 @@ public enum LoadError: Error, CustomStringConvertible, Sendable {
     case duplicateCrate(String)
     /// Two crates export the same symbol.
     case duplicateExport(symbol: String, first: String, second: String)
+    /// A reload or unload of a crate that is not loaded.
+    case notLoaded(String)
     /// A callback stub was misused (freeing one that is not the host's).
     case stubMisuse(String)
     /// `runMain` on a module without an exported `main`.
@@ -74,6 +76,8 @@ public enum LoadError: Error, CustomStringConvertible, Sendable {
             return "a crate named \(name) is already loaded"
         case .duplicateExport(let symbol, let first, let second):
             return "$\(symbol) is exported by both \(first) and \(second)"
+        case .notLoaded(let name):
+            return "no crate named \(name) is loaded"
         case .stubMisuse(let message):
             return message
         case .noMain(let module):

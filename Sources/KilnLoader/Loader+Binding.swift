@@ -45,8 +45,7 @@ extension Loader {
         if let export = exports[unquoted(name)] {
             switch export.target {
             case .function(let index): return try stubAddress(crate: export.crate, function: index)
-            case .data(let index): return export.crate.dataAddresses[index].map { $0 }
-                ?? UInt(bitPattern: export.crate.address(ofData: index))
+            case .data(let index): return UInt(bitPattern: export.crate.live.address(ofData: index))
             default: preconditionFailure("exports are functions or data")
             }
         }
@@ -57,8 +56,11 @@ extension Loader {
     func callTarget(of name: String) -> (address: UInt, binding: TOC.Binding)? {
         if let export = exports[unquoted(name)] {
             switch export.target {
-            case .function(let index): return (export.crate.blocks[index].entry, .crate(name: export.crate.name, function: index))
-            case .data(let index): return (UInt(bitPattern: export.crate.address(ofData: index)), .address(UInt(bitPattern: export.crate.address(ofData: index))))
+            case .function(let index):
+                return (export.crate.live.blocks[index].entry, .crate(name: export.crate.name, symbol: unquoted(name)))
+            case .data(let index):
+                let address = UInt(bitPattern: export.crate.live.address(ofData: index))
+                return (address, .address(address))
             default: preconditionFailure("exports are functions or data")
             }
         }
@@ -69,42 +71,47 @@ extension Loader {
     func currentTarget(of binding: TOC.Binding) -> UInt? {
         switch binding {
         case .address(let address): return address
-        case .crate(let name, let function):
-            guard let crate = crateByName[name], crate.blocks.indices.contains(function) else { return nil }
-            return crate.blocks[function].entry
+        case .crate(let name, let symbol):
+            guard let export = exports[symbol], export.crate.name == name, case .function(let index) = export.target else {
+                return nil
+            }
+            return export.crate.live.blocks[index].entry
         }
     }
 
-    /// Binds every address slot and external field of `crates`, or reports every undefined
-    /// name with its users.
+    /// Binds every address slot and external field of the current versions of `crates`, or
+    /// reports every undefined name with its users.
     func bindEagerly(_ crates: [Crate]) throws(LoadError) {
         var unresolved: [UnresolvedSymbol] = []
-        for crate in crates {
-            var missing: [String: [String]] = [:]
-            var order: [String] = []
-            let objects = crate.module.functions.map { ($0.name, $0.relocations) }
-                + crate.module.data.map { ($0.name, $0.relocations) }
-            for (user, relocations) in objects {
-                for relocation in relocations {
-                    let name: String
-                    switch relocation.target {
-                    case .external(let symbol), .addressSlot(let symbol): name = symbol
-                    default: continue
-                    }
-                    if crate.externalValues[name] != nil { continue }
-                    if let address = try stableAddress(of: name) {
-                        crate.externalValues[name] = address
-                    } else if missing[name] == nil {
-                        missing[name] = [user]
-                        order.append(name)
-                    } else if missing[name]!.last != user {
-                        missing[name]!.append(user)
-                    }
+        for crate in crates { unresolved += try bindEagerly(crate.live, of: crate) }
+        guard unresolved.isEmpty else { throw .unresolvedSymbols(unresolved) }
+    }
+
+    /// Binds `version`'s address slots and external fields; returns the names nothing defines.
+    func bindEagerly(_ version: CrateVersion, of crate: Crate) throws(LoadError) -> [UnresolvedSymbol] {
+        var missing: [String: [String]] = [:]
+        var order: [String] = []
+        let objects = version.module.functions.map { ($0.name, $0.relocations) }
+            + version.module.data.map { ($0.name, $0.relocations) }
+        for (user, relocations) in objects {
+            for relocation in relocations {
+                let name: String
+                switch relocation.target {
+                case .external(let symbol), .addressSlot(let symbol): name = symbol
+                default: continue
+                }
+                if version.externalValues[name] != nil { continue }
+                if let address = try stableAddress(of: name) {
+                    version.externalValues[name] = address
+                } else if missing[name] == nil {
+                    missing[name] = [user]
+                    order.append(name)
+                } else if missing[name]!.last != user {
+                    missing[name]!.append(user)
                 }
             }
-            unresolved += order.map { UnresolvedSymbol(symbol: $0, users: missing[$0]!, crate: crate.name) }
         }
-        guard unresolved.isEmpty else { throw .unresolvedSymbols(unresolved) }
+        return order.map { UnresolvedSymbol(symbol: $0, users: missing[$0]!, crate: crate.name) }
     }
 
     /// Records that `crate` uses every crate whose exports it imports (bound or not yet).
@@ -130,18 +137,19 @@ extension Loader {
         lock.lock()
         defer { lock.unlock() }
         statistics.runtimeEntries += 1
-        guard let (crate, index) = callSlotOwners[slot] else {
+        guard let (crate, version, index) = callSlotOwners[slot] else {
             fail("internal error: the resolver was entered for 0x\(String(slot, radix: 16)), which is no call slot")
         }
-        let name = crate.toc.callSlots[index]
+        if !pendingReloads.isEmpty { applyPendingReloads(framePointer: framePointer) }
+        let name = version.toc.callSlots[index]
         if Self.runtimeEntries.contains(unquoted(name)) {
             return runRuntimeEntry(unquoted(name), framePointer: framePointer)
         }
         if options.compactEvery > 0 && statistics.runtimeEntries % options.compactEvery == 0 {
             compact(framePointer: framePointer, stress: true)
         }
-        if let binding = crate.toc.bindings[index], let target = currentTarget(of: binding) {
-            if options.compactEvery == 0 { crate.toc.store(target, at: slot) }
+        if let binding = version.toc.bindings[index], let target = currentTarget(of: binding) {
+            if options.compactEvery == 0 { version.toc.store(target, at: slot) }
             return target
         }
         guard let (target, binding) = callTarget(of: name) else {
@@ -149,13 +157,13 @@ extension Loader {
             let caller = heap.owner(of: returnAddress - 1).map { " from $\($0.name)" } ?? ""
             fail("\(crate.name): call to undefined symbol $\(name)\(caller)")
         }
-        crate.toc.bindings[index] = binding
+        version.toc.bindings[index] = binding
         statistics.bindings += 1
         if case .crate(let definer, _) = binding, let used = crateByName[definer], used !== crate {
             noteUser(crate, of: used)
         }
         // In the stress mode the slot stays at its resolver stub, so the next call enters again.
-        if options.compactEvery == 0 { crate.toc.store(target, at: slot) }
+        if options.compactEvery == 0 { version.toc.store(target, at: slot) }
         return target
     }
 

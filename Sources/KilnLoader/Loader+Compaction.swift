@@ -118,25 +118,49 @@ extension Loader {
         return cursor <= heap.movableRange.upperBound ? plan : nil
     }
 
-    /// Applies the records of every block again, re-points bound call slots and stubs.
+    /// Applies the records of every block again (in the terms of the version that owns
+    /// it), re-points bound call slots and stubs.
     func relinkAfterMoves() {
-        for crate in crates {
-            for index in crate.blocks.indices {
-                do {
-                    try applyRelocations(ofFunction: index, in: crate)
-                } catch {
-                    fail("internal error: relinking \(crate.name) after compaction: \(error)")
+        for crate in crates + unloadedCrates {
+            for version in crate.versions {
+                for (index, block) in version.blocks.enumerated() where block.version === version && !block.isFreed {
+                    do {
+                        try applyRelocations(ofFunction: index, of: version, in: crate)
+                    } catch {
+                        fail("internal error: relinking \(crate.name) after compaction: \(error)")
+                    }
                 }
             }
         }
-        if options.compactEvery == 0 {
-            for crate in crates {
-                for (index, binding) in crate.toc.bindings.enumerated() {
-                    guard let binding, case .crate = binding, let target = currentTarget(of: binding) else { continue }
-                    crate.toc.store(target, at: crate.toc.callSlotAddress(index))
+        rebindCallSlots { _ in true }
+        for crate in crates + unloadedCrates { repointStubs(of: crate) }
+    }
+
+    /// Rewrites every bound call slot (of every version of every crate) whose binding is a
+    /// crate function that `affects` selects: to its current entry, or back to its
+    /// resolver stub when the function is gone. Returns how many slots were written.
+    @discardableResult
+    func rebindCallSlots(where affects: (_ crateName: String) -> Bool) -> Int {
+        guard options.compactEvery == 0 else { return 0 }  // the stress mode never binds
+        var written = 0
+        for crate in crates + unloadedCrates {
+            for version in crate.versions {
+                for (index, binding) in version.toc.bindings.enumerated() {
+                    guard case .crate(let name, _)? = binding, affects(name) else { continue }
+                    let slot = version.toc.callSlotAddress(index)
+                    if let target = currentTarget(of: binding!) {
+                        if version.toc.value(at: slot) != target {
+                            version.toc.store(target, at: slot)
+                            written += 1
+                        }
+                    } else {
+                        version.toc.bindings[index] = nil
+                        version.toc.store(version.toc.resolverStubs[index], at: slot)
+                        written += 1
+                    }
                 }
             }
         }
-        repointStubs()
+        return written
     }
 }

@@ -1,28 +1,40 @@
 // Applying relocation records: the one place where the loader turns a record
 // into a field, always through `Relocation.apply`, so loading, compaction and
-// relinking compute fields the same way.
+// reloading compute fields the same way.
+//
+// Records are applied per crate version. A call to a function of the same
+// crate (`.function`) goes to the *current* version of that function when
+// there is one, so code of a retired version that is still running (a loop
+// in an old `main`) calls the new code after a reload; it keeps its own
+// version's data, TOC and any function the reload removed.
 
 import KilnCode
 
 extension Loader {
-    /// The value a record's target has now, in `crate`.
-    func targetValue(_ target: RelocationTarget, in crate: Crate) throws(LoadError) -> UInt {
+    /// The value a record's target has now, for `version` of `crate`.
+    func targetValue(_ target: RelocationTarget, of version: CrateVersion, in crate: Crate) throws(LoadError) -> UInt {
         switch target {
-        case .function(let index): return crate.blocks[index].entry
-        case .stub(let index): return try stubAddress(crate: crate, function: index)
-        case .data(let index): return crate.dataAddresses[index]!
-        case .threadLocal(let index): return UInt(crate.threadOffsets[index]!)
-        case .external(let name): return crate.externalValues[name]!
-        case .callSlot(let name): return crate.toc.callSlotAddress(crate.toc.callSlotIndex[name]!)
-        case .addressSlot(let name): return crate.toc.addressSlotAddress(crate.toc.addressSlotIndex[name]!)
+        case .function(let index):
+            if let current = crate.current, current !== version,
+               let newest = current.functionIndex[unquoted(version.module.functions[index].name)] {
+                return current.blocks[newest].entry
+            }
+            return version.blocks[index].entry
+        case .stub(let index):
+            return try stubAddress(crate: crate, functionName: version.module.functions[index].name)
+        case .data(let index): return version.dataAddresses[index]!
+        case .threadLocal(let index): return UInt(version.threadOffsets[index]!)
+        case .external(let name): return version.externalValues[name]!
+        case .callSlot(let name): return version.toc.callSlotAddress(version.toc.callSlotIndex[name]!)
+        case .addressSlot(let name): return version.toc.addressSlotAddress(version.toc.addressSlotIndex[name]!)
         }
     }
 
-    /// Applies every record of function `index` at its block's current place.
-    func applyRelocations(ofFunction index: Int, in crate: Crate) throws(LoadError) {
-        let block = crate.blocks[index]
-        let function = crate.module.functions[index]
-        try applyRelocations(function.name, function.relocations, in: crate, objectAddress: block.entry,
+    /// Applies every record of function `index` of `version` at its block's current place.
+    func applyRelocations(ofFunction index: Int, of version: CrateVersion, in crate: Crate) throws(LoadError) {
+        let block = version.blocks[index]
+        let function = version.module.functions[index]
+        try applyRelocations(function.name, function.relocations, of: version, in: crate, objectAddress: block.entry,
                              writableStart: heap.region.writableAlias(of: block.entry))
     }
 
@@ -30,21 +42,29 @@ extension Loader {
     /// address code sees) and is written at `writableStart` (the same place, or its
     /// writable alias, or a template buffer).
     func applyRelocations(
-        _ objectName: String, _ relocations: [Relocation], in crate: Crate,
+        _ objectName: String, _ relocations: [Relocation], of version: CrateVersion, in crate: Crate,
         objectAddress: UInt, writableStart: UnsafeMutableRawPointer
     ) throws(LoadError) {
         for relocation in relocations {
-            let target = try targetValue(relocation.target, in: crate)
-            do {
-                // Safe: `validate` checked that offset + field size lies inside the object.
-                try relocation.apply(targetValue: UInt64(target), fieldAddress: UInt64(objectAddress) + UInt64(relocation.offset),
-                                     writingTo: writableStart + Int(relocation.offset))
-            } catch {
-                switch error {
-                case .outOfRange(let value, _):
-                    throw .relocationOutOfRange(
-                        object: objectName, offset: relocation.offset, relocation: relocation, value: value)
-                }
+            try apply(relocation, objectName, of: version, in: crate, objectAddress: objectAddress,
+                      writableStart: writableStart)
+        }
+    }
+
+    /// Applies one record; see `applyRelocations`.
+    func apply(
+        _ relocation: Relocation, _ objectName: String, of version: CrateVersion, in crate: Crate,
+        objectAddress: UInt, writableStart: UnsafeMutableRawPointer
+    ) throws(LoadError) {
+        let target = try targetValue(relocation.target, of: version, in: crate)
+        do {
+            // Safe: `validate` checked that offset + field size lies inside the object.
+            try relocation.apply(targetValue: UInt64(target), fieldAddress: UInt64(objectAddress) + UInt64(relocation.offset),
+                                 writingTo: writableStart + Int(relocation.offset))
+        } catch {
+            switch error {
+            case .outOfRange(let value, _):
+                throw .relocationOutOfRange(object: objectName, offset: relocation.offset, relocation: relocation, value: value)
             }
         }
     }

@@ -68,11 +68,15 @@ public final class Loader {
     public internal(set) var crates: [Crate] = []
     var crateByName: [String: Crate] = [:]
     var exports: [String: Export] = [:]
-    /// Call slot address → its crate and index, for the resolver.
-    var callSlotOwners: [UInt: (crate: Crate, index: Int)] = [:]
+    /// Call slot address → its crate, version and index, for the resolver.
+    var callSlotOwners: [UInt: (crate: Crate, version: CrateVersion, index: Int)] = [:]
     /// Crate name → names of the crates that import from it, in the order they started to.
     var usersByName: [String: [String]] = [:]
     var stubs = CallbackStubs()
+    /// Unloaded crates whose code may still run (calls in progress); dropped when collected.
+    var unloadedCrates: [Crate] = []
+    /// Reloads queued by `requestReload`, applied at the next runtime entry.
+    var pendingReloads: [PendingReload] = []
     var routines: RuntimeRoutines!
     let lock = RuntimeLock()
     var placementState: UInt64
@@ -90,6 +94,9 @@ public final class Loader {
         public var blocksMoved = 0
         /// Return addresses rewritten by compaction, in total.
         public var returnAddressesPatched = 0
+        public var reloads = 0
+        /// Code blocks freed by the code collector, in total.
+        public var blocksCollected = 0
     }
 
     /// Reserves a region of `regionSize` bytes, opens libm, then each of `linkLibraries`.
@@ -216,18 +223,50 @@ public final class Loader {
             if codeGap > 0 { padding.append((try heap.allocatePadding(codeGap), codeGap, true)) }
             if dataGap > 0 { padding.append((try heap.allocateData(dataGap, alignment: 8), dataGap, false)) }
         }
+        let version = try placeVersion(module, number: 1, reusing: { _, _ in nil }, dataReused: { _ in nil })
+        let crate = Crate(loader: self, version: version)
+        for block in version.blocks {
+            block.crate = crate
+            block.version = version
+        }
+        return crate
+    }
+
+    /// Allocates a version's blocks (or takes the ones `reusing` hands over), data (or the
+    /// addresses `dataReused` hands over), TOC and resolver stubs. On failure everything
+    /// it allocated is given back and nothing it was handed is touched.
+    func placeVersion(
+        _ module: CompiledModule, number: Int,
+        reusing: (Int, CodeObject) -> CodeBlock?, dataReused: (Int) -> UInt?
+    ) throws(LoadError) -> CrateVersion {
         var blocks: [CodeBlock] = []
+        var fresh: [CodeBlock] = []
         var dataAddresses: [UInt?] = []
+        var ownsData: [Bool] = []
         var tocAddress: UInt = 0
         var toc = TOC(address: 0, callSlots: [], addressSlots: [])
         do {
             for (index, function) in module.functions.enumerated() {
-                blocks.append(try heap.allocateBlock(size: function.code.count, name: function.name, crate: nil,
-                                                     functionIndex: index))
+                if let block = reusing(index, function) {
+                    blocks.append(block)
+                } else {
+                    let block = try heap.allocateBlock(size: function.code.count, name: function.name, crate: nil,
+                                                       functionIndex: index)
+                    blocks.append(block)
+                    fresh.append(block)
+                }
             }
-            for object in module.data {
-                dataAddresses.append(object.isThreadLocal ? nil
-                    : try heap.allocateData(object.bytes.count, alignment: object.alignment))
+            for (index, object) in module.data.enumerated() {
+                if object.isThreadLocal {
+                    dataAddresses.append(nil)
+                    ownsData.append(false)
+                } else if let address = dataReused(index) {
+                    dataAddresses.append(address)
+                    ownsData.append(true)
+                } else {
+                    dataAddresses.append(try heap.allocateData(object.bytes.count, alignment: object.alignment))
+                    ownsData.append(true)
+                }
             }
             let layout = module.tocLayout
             tocAddress = try heap.allocateData(8 * (layout.callSlots.count + layout.addressSlots.count), alignment: 8)
@@ -236,89 +275,130 @@ public final class Loader {
                 toc.resolverStubs.append(try routines.makeResolverStub(for: toc.callSlotAddress(index), in: heap))
             }
         } catch {
-            for block in blocks { heap.free(block) }
-            for (object, address) in zip(module.data, dataAddresses) {
-                if let address { heap.freeData(address, count: object.bytes.count) }
+            for block in fresh { heap.free(block) }
+            for (index, object) in module.data.enumerated() where index < dataAddresses.count {
+                if let address = dataAddresses[index], dataReused(index) == nil {
+                    heap.freeData(address, count: object.bytes.count)
+                }
             }
             if tocAddress != 0 { heap.freeData(tocAddress, count: toc.size) }
             for stub in toc.resolverStubs { heap.freeFixed(stub, count: 16) }
             throw error
         }
-        let crate = Crate(loader: self, module: module, blocks: blocks, dataAddresses: dataAddresses, toc: toc)
-        for block in blocks { block.crate = crate }
-        return crate
+        let version = CrateVersion(number: number, module: module, blocks: blocks, dataAddresses: dataAddresses, toc: toc)
+        version.ownsData = ownsData
+        return version
     }
 
     private func register(_ crate: Crate) {
         crateByName[crate.name] = crate
+        registerExports(of: crate)
+        registerSlots(of: crate.live, in: crate)
+    }
+
+    func registerExports(of crate: Crate) {
         for (index, function) in crate.module.functions.enumerated() where function.isExported {
             exports[unquoted(function.name)] = Export(crate: crate, target: .function(index))
         }
         for (index, object) in crate.module.data.enumerated() where object.isExported {
             exports[unquoted(object.name)] = Export(crate: crate, target: .data(index))
         }
-        for index in crate.toc.callSlots.indices {
-            callSlotOwners[crate.toc.callSlotAddress(index)] = (crate, index)
+    }
+
+    func registerSlots(of version: CrateVersion, in crate: Crate) {
+        for index in version.toc.callSlots.indices {
+            callSlotOwners[version.toc.callSlotAddress(index)] = (crate, version, index)
         }
     }
 
     /// Thread data, code, data and TOC contents of a placed and bound crate.
     private func finish(_ crate: Crate) throws(LoadError) {
-        try registerThreadData(of: crate)
-        for index in crate.module.functions.indices {
-            let block = crate.blocks[index]
-            crate.module.functions[index].code.withUnsafeBytes { heap.write($0, at: block.entry) }
-            try applyRelocations(ofFunction: index, in: crate)
+        let version = crate.live
+        try registerThreadData(of: version, in: crate, keeping: { _ in nil })
+        for index in version.module.functions.indices {
+            try writeCode(ofFunction: index, of: version, in: crate)
         }
-        for (index, object) in crate.module.data.enumerated() {
-            guard let address = crate.dataAddresses[index] else { continue }
-            let writable = UnsafeMutableRawPointer(bitPattern: address)!
-            object.bytes.withUnsafeBytes { writable.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-            try applyRelocations(object.name, object.relocations, in: crate, objectAddress: address,
-                                 writableStart: writable)
+        for index in version.module.data.indices { try writeData(index, of: version, in: crate) }
+        fillTOC(of: version)
+    }
+
+    /// Writes function `index`'s code into its block and applies its records.
+    func writeCode(ofFunction index: Int, of version: CrateVersion, in crate: Crate) throws(LoadError) {
+        let block = version.blocks[index]
+        version.module.functions[index].code.withUnsafeBytes { heap.write($0, at: block.entry) }
+        try applyRelocations(ofFunction: index, of: version, in: crate)
+    }
+
+    /// Writes data object `index`'s initial bytes and applies its records (plain data only).
+    func writeData(_ index: Int, of version: CrateVersion, in crate: Crate) throws(LoadError) {
+        guard let address = version.dataAddresses[index] else { return }
+        let object = version.module.data[index]
+        let writable = UnsafeMutableRawPointer(bitPattern: address)!
+        object.bytes.withUnsafeBytes { writable.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        try applyRelocations(object.name, object.relocations, of: version, in: crate, objectAddress: address,
+                             writableStart: writable)
+    }
+
+    /// Points every call slot at its resolver stub and fills the address slots.
+    func fillTOC(of version: CrateVersion) {
+        for index in version.toc.callSlots.indices {
+            version.toc.store(version.toc.resolverStubs[index], at: version.toc.callSlotAddress(index))
+            version.toc.bindings[index] = nil
         }
-        for index in crate.toc.callSlots.indices {
-            crate.toc.store(crate.toc.resolverStubs[index], at: crate.toc.callSlotAddress(index))
-        }
-        for (index, name) in crate.toc.addressSlots.enumerated() {
-            crate.toc.store(crate.externalValues[name]!, at: crate.toc.addressSlotAddress(index))
+        for (index, name) in version.toc.addressSlots.enumerated() {
+            version.toc.store(version.externalValues[name]!, at: version.toc.addressSlotAddress(index))
         }
     }
 
-    private func registerThreadData(of crate: Crate) throws(LoadError) {
-        for (index, object) in crate.module.data.enumerated() where object.isThreadLocal {
+    /// Registers thread-local templates; `keeping` hands over the offset of an unchanged object.
+    func registerThreadData(of version: CrateVersion, in crate: Crate, keeping: (Int) -> Int?) throws(LoadError) {
+        for (index, object) in version.module.data.enumerated() where object.isThreadLocal {
+            if let offset = keeping(index) {
+                version.threadOffsets[index] = offset
+                continue
+            }
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(object.bytes.count, 1), alignment: 16)
             defer { buffer.deallocate() }
             buffer.copyBytes(from: object.bytes)
             // Templates hold no pc-relative fields (validate refuses them), so address 0 is as good as any.
-            try applyRelocations(object.name, object.relocations, in: crate, objectAddress: 0,
+            try applyRelocations(object.name, object.relocations, of: version, in: crate, objectAddress: 0,
                                  writableStart: buffer.baseAddress!)
             let template = Array(buffer.prefix(object.bytes.count))
             guard let offset = ThreadLocalData.register(template, alignment: max(object.alignment, 1)) else {
                 throw .threadDataFull(object: object.name, size: object.bytes.count)
             }
-            crate.threadOffsets[index] = offset
+            version.threadOffsets[index] = offset
         }
     }
 
-    /// Gives back everything a crate holds in the heap and forgets its names. Its stubs
-    /// stay (they are shared by every version of a function) but are marked dead.
-    func discard(_ crate: Crate) {
-        for block in crate.blocks where !block.isFreed { heap.free(block) }
-        for (object, address) in zip(crate.module.data, crate.dataAddresses) {
-            if let address { heap.freeData(address, count: object.bytes.count) }
+    /// Gives back everything a version owns alone: blocks it does not share with `keeping`,
+    /// the data it owns, its TOC and resolver stubs.
+    func free(_ version: CrateVersion, keeping: CrateVersion? = nil) {
+        let kept = Set((keeping?.blocks ?? []).map(\.id))
+        for block in version.blocks where !block.isFreed && !kept.contains(block.id) { heap.free(block) }
+        for (index, object) in version.module.data.enumerated() where version.ownsData[index] {
+            if let address = version.dataAddresses[index] { heap.freeData(address, count: object.bytes.count) }
         }
-        if crate.toc.address != 0 { heap.freeData(crate.toc.address, count: crate.toc.size) }
-        for (index, stub) in crate.toc.resolverStubs.enumerated() {
-            callSlotOwners[crate.toc.callSlotAddress(index)] = nil
+        guard version.ownsTOC else { return }
+        version.ownsTOC = false
+        if version.toc.address != 0 { heap.freeData(version.toc.address, count: version.toc.size) }
+        for (index, stub) in version.toc.resolverStubs.enumerated() {
+            callSlotOwners[version.toc.callSlotAddress(index)] = nil
             heap.freeFixed(stub, count: 16)
         }
+    }
+
+    /// Gives back everything a crate that failed to load holds and forgets its names.
+    func discard(_ crate: Crate) {
+        for version in crate.versions { free(version) }
         for (name, export) in exports where export.crate === crate { exports[name] = nil }
         if crateByName[crate.name] === crate { crateByName[crate.name] = nil }
         stubs.markDead(crate: crate.name, routines: routines, heap: heap)
         usersByName[crate.name] = nil
         for key in usersByName.keys { usersByName[key]!.removeAll { $0 == crate.name } }
         crates.removeAll { $0 === crate }
+        crate.current = nil
+        crate.retired = []
     }
 
     /// A SplitMix64 step over the placement seed.

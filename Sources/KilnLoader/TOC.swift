@@ -33,8 +33,9 @@ public struct TOC: Sendable {
 
     /// What a call slot was bound to.
     public enum Binding: Sendable, Equatable {
-        /// An export of a crate (found again by name when that crate moves or reloads).
-        case crate(name: String, function: Int)
+        /// A function a crate exports, found again by name when the code moves or the
+        /// crate is reloaded.
+        case crate(name: String, symbol: String)
         /// A fixed address: a C function or a Kiln runtime routine.
         case address(UInt)
     }

@@ -77,7 +77,7 @@ let mainSource = """
         }
         // run(3) = (2*3)^2 + counter, where twice bumped the counter to 41 first.
         #expect(try call(main, "run", 3) == 36 + 41)
-        #expect(main.toc.bindings[0] == .crate(name: "util.ssa", function: 0))
+        #expect(main.toc.bindings[0] == .crate(name: "util.ssa", symbol: "twice"))
         #expect(main.toc.value(at: main.toc.callSlotAddress(0)) == util.entry(ofFunction: 0))
         #expect(main.toc.value(at: main.toc.callSlotAddress(1)) == util.entry(ofFunction: 1))
         // The import nobody calls was never resolved, and its absence is no error.

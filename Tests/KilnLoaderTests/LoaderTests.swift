@@ -217,7 +217,7 @@ import Glibc
         #expect(function(user.address(ofFunction: 0), as: StringArgument.self)("abcd") == 4)
         // Bound to the other crate's entry (not its stub): a TOC call costs one indirect call.
         #expect(user.toc.value(at: user.toc.callSlotAddress(0)) == module.entry(ofFunction: 0))
-        #expect(user.toc.bindings[0] == .crate(name: "quoted", function: 0))
+        #expect(user.toc.bindings[0] == .crate(name: "quoted", symbol: "length.of"))
         #expect(module.users.map(\.name) == ["user"])
     }
 

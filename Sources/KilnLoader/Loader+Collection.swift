@@ -1,0 +1,131 @@
+// The code collector: frees code that nothing can reach any more.
+//
+// A block is alive while one of these reaches it:
+//   - it belongs to the current version of a loaded crate (its TOC, its
+//     records and its callback stubs can call it);
+//   - a return address on the stack points into it (a call in progress), or
+//     another word of the stack does (conservatively);
+//   - a live block of a retired version calls it directly (old code calling a
+//     function the reload removed).
+// Callback stubs always point at current blocks (or are dead), so they add no
+// roots of their own. Everything else of a retired version — blocks, and once
+// its last block is gone its TOC, resolver stubs and the data it still owns —
+// is freed, and a crate that was unloaded disappears with its last version.
+// Only the calling thread's stack is seen: collect where compaction may run.
+
+extension Loader {
+    /// Frees unreachable code now, scanning the calling thread's stack conservatively.
+    /// Returns the number of blocks freed.
+    @discardableResult
+    public func collectCode() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        var marker = 0
+        let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
+        return collectCode(scan: heap.scanStack(framePointer: nil, low: low))
+    }
+
+    /// Frees the blocks of retired versions that nothing in `scan` or in live code reaches.
+    func collectCode(scan: StackScan) -> Int {
+        let marked = reachableBlocks(scan: scan).ids
+        var freed = 0
+        for crate in crates + unloadedCrates {
+            crate.retired.removeAll { version in
+                for block in version.blocks where block.version === version && !block.isFreed && !marked.contains(block.id) {
+                    heap.free(block)
+                    freed += 1
+                }
+                let holdsCode = version.blocks.contains { $0.version === version && !$0.isFreed }
+                if !holdsCode { release(version) }
+                return !holdsCode
+            }
+        }
+        unloadedCrates.removeAll { $0.retired.isEmpty }
+        statistics.blocksCollected += freed
+        return freed
+    }
+
+    /// The blocks that are alive, with the first reason found for each.
+    func reachableBlocks(scan: StackScan) -> (ids: Set<UInt32>, reasons: [UInt32: String]) {
+        var reasons: [UInt32: String] = [:]
+        var work: [CodeBlock] = []
+        func mark(_ block: CodeBlock, _ reason: @autoclosure () -> String) {
+            guard !block.isFreed, reasons[block.id] == nil else { return }
+            reasons[block.id] = reason()
+            work.append(block)
+        }
+        for crate in crates {
+            for block in crate.current?.blocks ?? [] { mark(block, "current version \(crate.version) of crate \(crate.name)") }
+        }
+        for frame in scan.frames { mark(frame.block, "a call in progress returns into it") }
+        for block in scan.pinned { mark(block, "a word on the stack points into it") }
+        while let block = work.popLast() {
+            guard let version = block.version, let crate = block.crate else { continue }
+            for record in version.module.functions[block.functionIndex].relocations {
+                guard case .function(let index) = record.target else { continue }
+                let name = version.module.functions[index].name
+                if crate.current?.functionIndex[unquoted(name)] == nil {
+                    mark(version.blocks[index], "called by $\(block.name) of retired version \(version.number), which is alive")
+                }
+            }
+        }
+        return (Set(reasons.keys), reasons)
+    }
+
+    /// Frees what a retired version owns besides its blocks.
+    private func release(_ version: CrateVersion) {
+        for (index, object) in version.module.data.enumerated() where version.ownsData[index] {
+            if let address = version.dataAddresses[index] { heap.freeData(address, count: object.bytes.count) }
+            version.ownsData[index] = false
+        }
+        guard version.ownsTOC else { return }
+        version.ownsTOC = false
+        heap.freeData(version.toc.address, count: version.toc.size)
+        for (index, stub) in version.toc.resolverStubs.enumerated() {
+            let slot = version.toc.callSlotAddress(index)
+            if callSlotOwners[slot]?.version === version { callSlotOwners[slot] = nil }
+            heap.freeFixed(stub, count: 16)
+        }
+    }
+
+    /// Why each live block is alive, for `kiln run --stats` and tools: one line per block.
+    public func liveBlockReasons() -> [(block: CodeBlock, reason: String)] {
+        lock.lock()
+        defer { lock.unlock() }
+        var marker = 0
+        let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
+        let (_, reasons) = reachableBlocks(scan: heap.scanStack(framePointer: nil, low: low))
+        return heap.blocks.map { ($0, reasons[$0.id] ?? "unreachable: freed at the next collection") }
+    }
+
+    /// Unloads `crate`: its exports disappear, calls into it from other crates fail with a
+    /// clear error, its stubs report that it is gone, and its code is freed when no call
+    /// in progress runs in it. Refused while another crate holds an address of its exports.
+    public func unload(_ crate: Crate) throws(LoadError) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let current = crate.current, crateByName[crate.name] === crate else { throw .notLoaded(crate.name) }
+        var holders: [UnresolvedSymbol] = []
+        for user in crates where user !== crate {
+            for version in user.versions {
+                for name in version.externalValues.keys.sorted() where exports[unquoted(name)]?.crate === crate {
+                    holders.append(UnresolvedSymbol(symbol: name, users: ["(address held by \(user.name))"], crate: crate.name))
+                }
+            }
+        }
+        guard holders.isEmpty else { throw .unresolvedSymbols(holders) }
+        for (name, export) in exports where export.crate === crate { exports[name] = nil }
+        crateByName[crate.name] = nil
+        crates.removeAll { $0 === crate }
+        crate.retired.insert(current, at: 0)
+        crate.current = nil
+        unloadedCrates.append(crate)
+        rebindCallSlots { $0 == crate.name }
+        repointStubs(of: crate)
+        usersByName[crate.name] = nil
+        for key in usersByName.keys { usersByName[key]!.removeAll { $0 == crate.name } }
+        var marker = 0
+        let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
+        _ = collectCode(scan: heap.scanStack(framePointer: nil, low: low))
+    }
+}
