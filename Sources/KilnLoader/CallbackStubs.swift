@@ -138,7 +138,8 @@ extension Loader {
     func deadStubCalled(_ address: UInt) -> Never {
         let stub = lock.locked { stubs.byAddress[address] }
         if let stub {
-            fail("call through the stub of $\(stub.functionName) of crate \(stub.crateName), which is no longer loaded")
+            let why = crateByName[stub.crateName] == nil ? "whose crate was unloaded" : "which a reload removed"
+            fail("call through the stub of $\(stub.functionName) of crate \(stub.crateName), \(why)")
         }
         fail("call through a freed stub at 0x\(String(address, radix: 16))")
     }

@@ -59,4 +59,40 @@ public enum Host {
         if case .exited(let status) = termination { return (status, output) }
         return (nil, output)
     }
+
+    /// A stamp that changes when the file is written: (modification time in ns, size), or
+    /// nil when it cannot be read.
+    public static func modificationStamp(_ path: String) -> (Int64, Int64)? {
+        var information = stat()
+        guard stat(path, &information) == 0 else { return nil }
+        let time = Int64(information.st_mtim.tv_sec) * 1_000_000_000 + Int64(information.st_mtim.tv_nsec)
+        return (time, Int64(information.st_size))
+    }
+
+    /// Sleeps for `milliseconds`.
+    public static func sleep(milliseconds: Int) {
+        _ = usleep(useconds_t(milliseconds * 1000))
+    }
+
+    /// Runs `body` on a new detached POSIX thread (for watchers that live as long as the
+    /// process). Returns false if the thread could not be started.
+    @discardableResult
+    public static func startThread(_ body: @escaping @Sendable () -> Void) -> Bool {
+        final class Box: @unchecked Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(Box(body)).toOpaque()
+        let status = pthread_create(&thread, nil, { raw in
+            Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
+            return nil
+        }, context)
+        guard status == 0 else {
+            Unmanaged<Box>.fromOpaque(context).release()
+            return false
+        }
+        pthread_detach(thread)
+        return true
+    }
 }

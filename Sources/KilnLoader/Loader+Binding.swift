@@ -178,10 +178,11 @@ extension Loader {
     }
 
     /// Reports a fatal error of the running program and ends the process (status 70),
-    /// after flushing the program's C output.
+    /// after flushing the program's C output. `_exit`, not `exit`: this may run inside an
+    /// atexit handler (a C library calling a stub on its way out).
     func fail(_ message: String) -> Never {
         System.flushAllStreams()
         System.writeStandardError("kiln: error: \(message)\n")
-        exit(70)
+        _exit(70)
     }
 }

@@ -19,8 +19,13 @@ struct Run: ParsableCommand {
             resolve against libc, libm and the --link libraries. --link and --stats may \
             come before or right after the files; everything after them (or after --) \
             goes to the program: `kiln run main.ssa util.kcrate a b`, \
-            `kiln run prog.ssa --link lib.so -- --verbose`. Set KILN_STRESS=compact to \
-            compact the code heap at every entry into the runtime.
+            `kiln run prog.ssa --link lib.so -- --verbose`. With --watch, a crate whose file \
+            changes is recompiled and reloaded while the program runs: the reload takes \
+            effect at the program's next call through a TOC (any call to C or to another \
+            crate); calls in progress finish in the old code. A fatal error of the program \
+            (a call to an undefined symbol, or through the stub of a removed function) exits \
+            with status 70. Set KILN_STRESS=compact to compact the code heap at every entry \
+            into the runtime.
             """
     )
 
@@ -31,11 +36,14 @@ struct Run: ParsableCommand {
     @Flag(help: "Print the code heap's statistics to standard error when the program ends.")
     var stats = false
 
+    @Flag(help: "Reload a crate whenever its file changes, while the program runs.")
+    var watch = false
+
     @Argument(parsing: .captureForPassthrough, help: "The crates (IL or crate files), then the program's arguments.")
     var arguments: [String] = []
 
-    /// The crates, the `--link` libraries, whether to print statistics, and the program's arguments.
-    func split() throws -> (crates: [String], libraries: [String], stats: Bool, program: [String]) {
+    /// The crates, the `--link` libraries, the flags, and the program's arguments.
+    func split() throws -> (crates: [String], libraries: [String], stats: Bool, watch: Bool, program: [String]) {
         var crates: [String] = []
         var remaining = arguments[...]
         while let first = remaining.first, isCrateFile(first) {
@@ -44,6 +52,7 @@ struct Run: ParsableCommand {
         }
         var libraries = self.libraries
         var stats = self.stats
+        var watch = self.watch
         while let first = remaining.first {
             if first == "--link" {
                 guard remaining.count >= 2 else { throw ValidationError("--link needs a shared object") }
@@ -55,6 +64,9 @@ struct Run: ParsableCommand {
             } else if first == "--stats" {
                 stats = true
                 remaining = remaining.dropFirst()
+            } else if first == "--watch" {
+                watch = true
+                remaining = remaining.dropFirst()
             } else {
                 break
             }
@@ -63,11 +75,11 @@ struct Run: ParsableCommand {
         guard !crates.isEmpty else {
             throw ValidationError("name at least one IL file (.ssa, .il, .qbe) or crate file (.kcrate)")
         }
-        return (crates, libraries, stats, Array(remaining))
+        return (crates, libraries, stats, watch, Array(remaining))
     }
 
     func run() throws {
-        let (paths, libraries, stats, program) = try split()
+        let (paths, libraries, stats, watch, program) = try split()
         var modules: [CompiledModule] = []
         for path in paths {
             guard let module = compiledCrate(path) else { throw ExitCode(1) }
@@ -84,6 +96,7 @@ struct Run: ParsableCommand {
                 printError("error: no crate exports $main (crates: \(paths.joined(separator: ", ")))")
                 throw ExitCode(1)
             }
+            if watch { startWatching(paths, loader: loader) }
             status = try main.runMain(arguments: [main.name] + program)
         } catch let error as LoadError {
             printError("error: \(error)")
@@ -92,6 +105,38 @@ struct Run: ParsableCommand {
         if stats { printError(statistics(loader)) }
         throw ExitCode(status)
     }
+}
+
+/// Starts a thread that polls the crates' files and asks the loader to reload the ones
+/// that change; messages go to standard error.
+func startWatching(_ paths: [String], loader: Loader) {
+    final class Shared: @unchecked Sendable {
+        let loader: Loader
+        init(_ loader: Loader) { self.loader = loader }
+    }
+    let shared = Shared(loader)
+    let started = Host.startThread {
+        var stamps = paths.map { Host.modificationStamp($0) }
+        while true {
+            Host.sleep(milliseconds: 50)
+            for (index, path) in paths.enumerated() {
+                let stamp = Host.modificationStamp(path)
+                guard let stamp, stamp != stamps[index].map({ $0 }) ?? (0, 0) else { continue }
+                stamps[index] = stamp
+                guard let module = compiledCrate(path) else {
+                    printError("kiln: \(path) changed but does not compile; still running the old version")
+                    continue
+                }
+                shared.loader.requestReload(crateNamed: path, with: module) { result in
+                    switch result {
+                    case .success(let report): printError("kiln: reloaded \(report)")
+                    case .failure(let error): printError("kiln: reload of \(path) failed, nothing changed: \(error)")
+                    }
+                }
+            }
+        }
+    }
+    if !started { printError("kiln: cannot start the file watcher; --watch is off") }
 }
 
 /// Whether `path` names an input `kiln run` and `kiln dis` read as a crate.

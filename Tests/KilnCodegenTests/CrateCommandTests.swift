@@ -1,0 +1,189 @@
+// The crate surfaces of the command, run as a user runs them: programs made of
+// several crates, crate files, `kiln dis` on linked crates, `kiln run --watch`
+// reloading a running program, and the whole conformance corpus under the
+// compaction stress mode.
+
+import Foundation
+import Testing
+
+/// Runs `kiln` with extra environment variables.
+func runKiln(_ arguments: [String], environment extra: [String: String] = [:]) throws
+    -> (status: Int32, output: String, error: String)
+{
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try kilnExecutable())
+    process.arguments = arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["SWIFT_BACKTRACE"] = "enable=no"
+    environment.merge(extra) { $1 }
+    process.environment = environment
+    let output = Pipe(), error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    let outputData = output.fileHandleForReading.readDataToEndOfFile()
+    let errorData = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+}
+
+/// A fresh directory for one test's files.
+func scratchDirectory() throws -> String {
+    let path = NSTemporaryDirectory() + "kiln-crates-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+let utilCrate = """
+    export data $counter = { l 40 }
+    export function l $twice(l %x) {
+    @start
+    	%y =l add %x, %x
+    	%c =l loadl $counter
+    	%c1 =l add %c, 1
+    	storel %c1, $counter
+    	ret %y
+    }
+    """
+
+let mainCrate = """
+    export function w $main() {
+    @start
+    	%a =l call $twice(l 21)
+    	%c =l loadl $counter
+    	%z =w call $printf(l $fmt, ..., l %a, l %c)
+    	ret 0
+    }
+    data $fmt = { b "%ld %ld\\n", b 0 }
+    """
+
+@Suite struct CrateCommandTests {
+    @Test func programsOfSeveralCrates() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try mainCrate.write(toFile: directory + "/main.ssa", atomically: true, encoding: .utf8)
+        try utilCrate.write(toFile: directory + "/util.ssa", atomically: true, encoding: .utf8)
+        let result = try runKiln(["run", directory + "/main.ssa", directory + "/util.ssa", "--stats"])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output == "42 41\n")
+        #expect(result.error.contains("call slots bound: 2"), "\(result.error)")
+        // Order does not matter: crates are linked by their exports.
+        let reversed = try runKiln(["run", directory + "/util.ssa", directory + "/main.ssa"])
+        #expect(reversed.output == "42 41\n")
+        // The same export twice is an error naming both crates.
+        try utilCrate.write(toFile: directory + "/again.ssa", atomically: true, encoding: .utf8)
+        let twice = try runKiln(["run", directory + "/main.ssa", directory + "/util.ssa", directory + "/again.ssa"])
+        #expect(twice.status == 1)
+        #expect(twice.error.contains("$twice is exported by both \(directory)/util.ssa and \(directory)/again.ssa"), "\(twice.error)")
+        // A missing address import fails at link time, naming it and its user.
+        let alone = try runKiln(["run", directory + "/main.ssa"])
+        #expect(alone.status == 1)
+        #expect(alone.error.contains("undefined symbol $counter, used by $main"), "\(alone.error)")
+    }
+
+    @Test func disassemblyShowsTheTOCAndUsers() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try mainCrate.write(toFile: directory + "/main.ssa", atomically: true, encoding: .utf8)
+        try utilCrate.write(toFile: directory + "/util.ssa", atomically: true, encoding: .utf8)
+        let result = try runKiln(["dis", directory + "/main.ssa", directory + "/util.ssa"])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output.contains("crate \(directory)/main.ssa: 1 functions, 1 data objects"))
+        #expect(result.output.contains("  imports: $twice $counter $printf"))
+        #expect(result.output.contains("call    $twice: unbound, resolver stub"))
+        #expect(result.output.contains("address $counter: 0x"))
+        #expect(result.output.contains("(exported by \(directory)/util.ssa)"))
+        #expect(result.output.contains("  exports: $twice $counter"))
+        #expect(result.output.contains("  users: \(directory)/main.ssa"))
+    }
+
+    @Test func watchReloadsTheRunningProgram() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/live.ssa"
+        // $main loops calling $value and C; $setup hands $bye's stub to C (on_exit).
+        let version1 = """
+            export function w $main() {
+            @start
+            	call $setup()
+            	%i =w copy 0
+            @loop
+            	%v =w call $value()
+            	%z =w call $printf(l $fmt, ..., w %v)
+            	%f =w call $fflush(l 0)
+            	%u =w call $usleep(w 10000)
+            	%i =w add %i, 1
+            	%stop =w ceqw %v, 3
+            	jnz %stop, @end, @check
+            @check
+            	%more =w csltw %i, 1500
+            	jnz %more, @loop, @end
+            @end
+            	ret 0
+            }
+            function $setup() {
+            @start
+            	%r =w call $on_exit(l $bye, l 0)
+            	ret
+            }
+            function w $value() {
+            @start
+            	ret 1
+            }
+            function $bye() {
+            @start
+            	%z =w call $puts(l $byemsg)
+            	ret
+            }
+            data $fmt = { b "%d\\n", b 0 }
+            data $byemsg = { b "bye", b 0 }
+            """
+        try version1.write(toFile: path, atomically: false, encoding: .utf8)
+        let seen = directory + "/seen"
+        FileManager.default.createFile(atPath: seen, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try kilnExecutable())
+        process.arguments = ["run", "--watch", path]
+        let error = Pipe()
+        process.standardOutput = FileHandle(forWritingAtPath: seen)
+        process.standardError = error
+        try process.run()
+        // Each step waits until the program shows the previous one took effect.
+        func waitFor(_ line: String) {
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline {
+                if let text = try? String(contentsOfFile: seen, encoding: .utf8), text.contains(line) { return }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
+        waitFor("1\n")
+        // Version 2: $value returns 2; $main, which is running, is unchanged.
+        try version1.replacingOccurrences(of: "\tret 1", with: "\tret 2").write(toFile: path, atomically: false, encoding: .utf8)
+        waitFor("2\n")
+        // Version 3: $value returns 3 (ending the loop) and $bye is gone, though C holds its stub.
+        let version3 = version1.replacingOccurrences(of: "\tret 1", with: "\tret 3")
+            .replacingOccurrences(of: "\t%r =w call $on_exit(l $bye, l 0)\n", with: "")
+            .replacingOccurrences(of: "function $bye() {\n@start\n\t%z =w call $puts(l $byemsg)\n\tret\n}\n", with: "")
+        try version3.write(toFile: path, atomically: false, encoding: .utf8)
+        let errorData = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let errors = String(decoding: errorData, as: UTF8.self)
+        let lines = (try? String(contentsOfFile: seen, encoding: .utf8)) ?? ""
+        #expect(lines.hasPrefix("1\n"), "\(lines.prefix(40))")
+        #expect(lines.contains("1\n2\n"), "no switch from 1 to 2")
+        #expect(lines.hasSuffix("2\n3\n"), "\(lines.suffix(40))")
+        #expect(errors.contains("kiln: reloaded \(path) v2: 1 changed"), "\(errors)")
+        #expect(errors.contains("kiln: reloaded \(path) v3: 2 changed"), "\(errors)")
+        #expect(errors.contains("1 removed"), "\(errors)")
+        // On its way out C calls the stub of the removed $bye: a clear error, not a jump into freed code.
+        #expect(errors.contains("kiln: error: call through the stub of $bye of crate \(path), which a reload removed"), "\(errors)")
+        #expect(process.terminationStatus == 70)
+    }
+
+    @Test func theCorpusPassesUnderCompactionStress() throws {
+        let files = ProgramTests.conformanceFiles
+        let result = try runKiln(["test", "--timeout", "60"] + files, environment: ["KILN_STRESS": "compact"])
+        #expect(result.status == 0, "\(result.output)\(result.error)")
+        #expect(result.output.hasSuffix("\(files.count) passed, 0 failed\n"), "\(result.output.suffix(300))")
+    }
+}
