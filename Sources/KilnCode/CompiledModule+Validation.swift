@@ -73,7 +73,8 @@ extension CompiledModule {
     private func validate(
         _ relocation: Relocation, in object: String, size: Int, isCode: Bool, isThreadData: Bool
     ) throws(InvalidModule) {
-        let place = "$\(object)+0x\(String(relocation.offset, radix: 16))"
+        // Built only when a check fails: validation runs on every record of every crate file.
+        var place: String { "$\(object)+0x\(String(relocation.offset, radix: 16))" }
         guard Int(relocation.offset) + relocation.kind.size <= size else {
             throw InvalidModule("\(place): \(relocation.kind) field runs past the end of the object (\(size) bytes)")
         }

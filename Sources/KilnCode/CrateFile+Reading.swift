@@ -125,14 +125,16 @@ struct CrateReader {
         let code = try bytes("code of $\(name)")
         let relocations = try readRelocations(of: name, isCode: true)
         let lineCount = try count("line table count of $\(name)", smallest: 8)
+        let file = self.file, start = position
+        position += 8 * lineCount
         let lineTable = [(codeOffset: UInt32, sourceOffset: UInt32)](unsafeUninitializedCapacity: lineCount) { buffer, initialized in
             // Safe: `count` checked that 8 * lineCount bytes remain.
             for entry in 0..<lineCount {
-                buffer.initializeElement(at: entry, to: (load(at: position + 8 * entry), load(at: position + 8 * entry + 4)))
+                let at = start + 8 * entry
+                buffer.initializeElement(at: entry, to: (littleEndian(file, at), littleEndian(file, at + 4)))
             }
             initialized = lineCount
         }
-        position += 8 * lineCount
         let mapCount = try count("stack map count of $\(name)", smallest: Self.smallestStackMap)
         var stackMaps: [StackMap] = []
         stackMaps.reserveCapacity(mapCount)
@@ -259,7 +261,7 @@ struct CrateReader {
     /// An unaligned little-endian integer; the caller has checked that it is there.
     @inline(__always)
     private func load<T: FixedWidthInteger>(at offset: Int) -> T {
-        T(littleEndian: file.loadUnaligned(fromByteOffset: offset, as: T.self))
+        littleEndian(file, offset)
     }
 
     private mutating func integer<T: FixedWidthInteger>(_ what: @autoclosure () -> String) throws(CrateFileError) -> T {
@@ -287,13 +289,13 @@ struct CrateReader {
     private mutating func integers<T: FixedWidthInteger>(_ what: @autoclosure () -> String) throws(CrateFileError) -> [T] {
         let size = MemoryLayout<T>.size
         let count = try count(what(), smallest: size)
-        let start = position
+        let file = self.file, start = position
         position += count * size
         return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
             #if _endian(little)
-            UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: file[start..<position]))
+            UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(rebasing: file[start..<(start + count * size)]))
             #else
-            for index in 0..<count { buffer.initializeElement(at: index, to: load(at: start + index * size)) }
+            for index in 0..<count { buffer.initializeElement(at: index, to: littleEndian(file, start + index * size)) }
             #endif
             initialized = count
         }
@@ -328,4 +330,10 @@ struct CrateReader {
         defer { position += length }
         return UnsafeRawBufferPointer(rebasing: file[position..<(position + length)])
     }
+}
+
+/// The little-endian integer at `offset`, unaligned; the caller has checked that it is there.
+@inline(__always)
+private func littleEndian<T: FixedWidthInteger>(_ file: UnsafeRawBufferPointer, _ offset: Int) -> T {
+    T(littleEndian: file.loadUnaligned(fromByteOffset: offset, as: T.self))
 }

@@ -86,7 +86,7 @@ func expectRefused(_ bytes: [UInt8], _ message: String, sourceLocation: Testing.
 /// A crate file's body written field by field, with named marks at the file offsets of the
 /// fields the refusal tests aim at.
 struct HandWrittenCrate {
-    private(set) var body: [UInt8] = []
+    var body: [UInt8] = []
     private(set) var marks: [String: Int] = [:]
 
     /// The file offset of the next byte.
