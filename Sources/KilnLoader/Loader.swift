@@ -167,8 +167,14 @@ public final class Loader {
         defer { lock.unlock() }
         try checkBatch(modules)
         var placed: [Crate] = []
+        var padding: [(UInt, Int, Bool)] = []
+        defer {
+            for (address, size, isCode) in padding {
+                if isCode { heap.freePadding(address, size) } else { heap.freeData(address, count: size) }
+            }
+        }
         do {
-            for module in modules { placed.append(try place(module)) }
+            for module in modules { placed.append(try place(module, padding: &padding)) }
             for crate in placed { register(crate) }
             try bindEagerly(placed)
             for crate in placed { try finish(crate) }
@@ -210,18 +216,12 @@ public final class Loader {
     }
 
     /// Allocates a crate's blocks, data, TOC and resolver stubs.
-    private func place(_ module: CompiledModule) throws(LoadError) -> Crate {
-        var padding: [(UInt, Int, Bool)] = []
-        defer {
-            for (address, size, isCode) in padding {
-                if isCode { heap.freePadding(address, size) } else { heap.freeData(address, count: size) }
-            }
-        }
+    private func place(_ module: CompiledModule, padding: inout [(UInt, Int, Bool)]) throws(LoadError) -> Crate {
         if options.placementSeed != nil {
-            // Random gaps before the crate's code and data, given back once it is placed.
-            let codeGap = 16 * Int(nextRandom() % 4096), dataGap = 8 * Int(nextRandom() % 8192)
-            if codeGap > 0 { padding.append((try heap.allocatePadding(codeGap), codeGap, true)) }
-            if dataGap > 0 { padding.append((try heap.allocateData(dataGap, alignment: 8), dataGap, false)) }
+            // Random gaps before the crate's code and data, given back once the batch is placed.
+            let codeGap = 16 * Int(1 + nextRandom() % 4096), dataGap = 8 * Int(1 + nextRandom() % 8192)
+            padding.append((try heap.allocatePadding(codeGap), codeGap, true))
+            padding.append((try heap.allocateData(dataGap, alignment: 8), dataGap, false))
         }
         let version = try placeVersion(module, number: 1, reusing: { _, _ in nil }, dataReused: { _ in nil })
         let crate = Crate(loader: self, version: version)

@@ -27,6 +27,10 @@ func runKiln(_ arguments: [String], environment extra: [String: String] = [:]) t
     return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
 }
 
+extension Int32 {
+    func expectZero() { #expect(self == 0) }
+}
+
 /// A fresh directory for one test's files.
 func scratchDirectory() throws -> String {
     let path = NSTemporaryDirectory() + "kiln-crates-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -79,6 +83,31 @@ let mainCrate = """
         let alone = try runKiln(["run", directory + "/main.ssa"])
         #expect(alone.status == 1)
         #expect(alone.error.contains("undefined symbol $counter, used by $main"), "\(alone.error)")
+    }
+
+    @Test func crateFilesMixWithILFiles() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try mainCrate.write(toFile: directory + "/main.ssa", atomically: true, encoding: .utf8)
+        try utilCrate.write(toFile: directory + "/util.ssa", atomically: true, encoding: .utf8)
+        let build = try runKiln(["build", directory + "/util.ssa"])
+        #expect(build.status == 0, "\(build.error)")
+        let crate = directory + "/util.kcrate"
+        let result = try runKiln(["run", directory + "/main.ssa", crate])
+        #expect(result.output == "42 41\n", "\(result.error)")
+        try runKiln(["build", directory + "/main.ssa", "-o", directory + "/main.kcrate"]).status.expectZero()
+        #expect(try runKiln(["run", directory + "/main.kcrate", crate]).output == "42 41\n")
+        // A damaged crate file is refused with the reason, and nothing runs.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: crate)))
+        bytes[bytes.count - 3] ^= 0x40
+        try Data(bytes).write(to: URL(fileURLWithPath: directory + "/bad.kcrate"))
+        let damaged = try runKiln(["run", directory + "/main.ssa", directory + "/bad.kcrate"])
+        #expect(damaged.status == 1 && damaged.output.isEmpty)
+        #expect(damaged.error.contains("bad.kcrate: error: not a usable crate file: byte 32: checksum mismatch"), "\(damaged.error)")
+        try Data(bytes.prefix(100)).write(to: URL(fileURLWithPath: directory + "/short.kcrate"))
+        let short = try runKiln(["run", directory + "/main.ssa", directory + "/short.kcrate"])
+        #expect(short.status == 1)
+        #expect(short.error.contains("short.kcrate: error: not a usable crate file"), "\(short.error)")
     }
 
     @Test func disassemblyShowsTheTOCAndUsers() throws {

@@ -164,3 +164,58 @@ let mainSource = """
         #expect(util.entry(ofFunction: 0) == loader.regionRange.lowerBound + 16)
     }
 }
+
+@Suite struct CrateFileLoadingTests {
+    @Test func crateFilesLoadAtRandomisedAddressesAndRun() throws {
+        let main = CrateFile.encode(try compile("main.ssa", mainSource))
+        let util = CrateFile.encode(try compile("util.ssa", utilSource))
+        var offsets = Set<UInt>()
+        for seed in 20...25 as ClosedRange<UInt64> {
+            let loader = try Loader(options: .init(placementSeed: seed))
+            let crates = try loader.load([try CrateFile.decode(main), try CrateFile.decode(util)])
+            #expect(try call(crates[0], "run", 3) == 36 + 41)
+            offsets.insert(crates[1].entry(ofFunction: 0) - loader.regionRange.lowerBound)
+        }
+        #expect(offsets.count == 6)
+    }
+
+    /// Damaged crate files that still decode must load (or be refused) without harm; the
+    /// long run of the decoder is libFuzzer's (scripts/fuzz-crate.sh).
+    @Test func damagedCrateFilesNeverHarmTheLoader() throws {
+        let seeds = [
+            CrateFile.encode(try compile("main.ssa", mainSource)),
+            CrateFile.encode(try compile("util.ssa", utilSource)),
+            CrateFile.encode(try compile("recursive.ssa", recursiveSource)),
+        ]
+        let loader = try Loader(options: .init())
+        var state: UInt64 = 0x5EED
+        func next() -> UInt64 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return state >> 11
+        }
+        var loaded = 0, refused = 0
+        for round in 0..<3000 {
+            var bytes = seeds[Int(next() % 3)]
+            for _ in 0...(next() % 3) {
+                let at = CrateFile.headerLength + Int(next() % UInt64(bytes.count - CrateFile.headerLength))
+                if next() % 2 == 0 { bytes[at] ^= UInt8(1 << (next() % 8)) } else { bytes[at] = UInt8(truncatingIfNeeded: next()) }
+            }
+            CrateFile.reseal(&bytes)
+            guard var module = try? CrateFile.decode(bytes) else {
+                refused += 1
+                continue
+            }
+            module.name = "damaged-\(round)"
+            do {
+                let crate = try loader.load(module)
+                loaded += 1
+                try loader.unload(crate)
+            } catch {
+                refused += 1
+            }
+        }
+        #expect(loaded + refused == 3000)
+        #expect(loaded > 0, "no damaged file got past the decoder; the test is not testing the loader")
+        #expect(loader.crates.isEmpty && loader.heapUsage.code == 0)
+    }
+}
