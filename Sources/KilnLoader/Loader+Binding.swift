@@ -141,6 +141,10 @@ extension Loader {
             fail("internal error: the resolver was entered for 0x\(String(slot, radix: 16)), which is no call slot")
         }
         if !pendingReloads.isEmpty { applyPendingReloads(framePointer: framePointer) }
+        if compactionRequested {
+            compactionRequested = false
+            compact(framePointer: framePointer, stress: false)
+        }
         let name = version.toc.callSlots[index]
         if Self.runtimeEntries.contains(unquoted(name)) {
             return runRuntimeEntry(unquoted(name), framePointer: framePointer)

@@ -87,7 +87,22 @@ extension Loader {
         lock.lock()
         defer { lock.unlock() }
         pendingReloads.append(PendingReload(crate: name, module: module, completion: completion))
-        for crate in crates {
+        unbindAllCallSlots()
+    }
+
+    /// Asks for a compaction at the program's next entry into the runtime (see
+    /// `requestReload`). Safe from any thread.
+    public func requestCompaction() {
+        lock.lock()
+        defer { lock.unlock() }
+        compactionRequested = true
+        unbindAllCallSlots()
+    }
+
+    /// Points every call slot back at its resolver stub, keeping what it was bound to, so
+    /// the next call through it enters the runtime and binds it again at once.
+    private func unbindAllCallSlots() {
+        for crate in crates + unloadedCrates {
             for version in crate.versions {
                 for index in version.toc.callSlots.indices {
                     version.toc.store(version.toc.resolverStubs[index], at: version.toc.callSlotAddress(index))

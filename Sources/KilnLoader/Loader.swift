@@ -77,6 +77,8 @@ public final class Loader {
     var unloadedCrates: [Crate] = []
     /// Reloads queued by `requestReload`, applied at the next runtime entry.
     var pendingReloads: [PendingReload] = []
+    /// Set by `requestCompaction`, cleared by the compaction at the next runtime entry.
+    var compactionRequested = false
     var routines: RuntimeRoutines!
     let lock = RuntimeLock()
     var placementState: UInt64
