@@ -18,14 +18,20 @@ int kiln_punch_hole(int fd, int64_t offset, int64_t count) {
     return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, count);
 }
 
+static __thread uintptr_t cached_stack_top;
+
 uintptr_t kiln_stack_top(void) {
+    // The top of a thread's stack never changes; finding it is slow for the main thread
+    // (glibc reads /proc/self/maps), so each thread asks once.
+    if (cached_stack_top != 0) return cached_stack_top;
     pthread_attr_t attributes;
     if (pthread_getattr_np(pthread_self(), &attributes) != 0) return 0;
     void *address = NULL;
     size_t size = 0;
     int status = pthread_attr_getstack(&attributes, &address, &size);
     pthread_attr_destroy(&attributes);
-    return status == 0 ? (uintptr_t)address + size : 0;
+    cached_stack_top = status == 0 ? (uintptr_t)address + size : 0;
+    return cached_stack_top;
 }
 
 static pthread_mutex_t layout_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -72,8 +72,12 @@ public struct DataObject: Sendable {
 public struct CompiledModule: Sendable {
     /// A name for messages (usually the source file's).
     public var name: String
-    public var functions: [CodeObject]
-    public var data: [DataObject]
+    public var functions: [CodeObject] { didSet { isValidated = false } }
+    public var data: [DataObject] { didSet { isValidated = false } }
+    /// Whether `validate()` passed on exactly these functions and data (set by the crate-file
+    /// decoder, which validates; any change to the objects clears it), so a loader need not
+    /// check again.
+    public internal(set) var isValidated = false
     /// Byte offsets where each line of the IL source starts, so that the line tables'
     /// source offsets can be shown as line numbers without the source (crate files carry
     /// them). Empty when unknown.

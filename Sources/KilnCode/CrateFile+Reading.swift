@@ -21,12 +21,13 @@ extension CrateFile {
     public static func decode(_ file: UnsafeRawBufferPointer) throws(CrateFileError) -> CompiledModule {
         try checkHeader(file)
         var reader = CrateReader(file)
-        let module = try reader.readModule()
+        var module = try reader.readModule()
         do {
             try module.validate()
         } catch {
             throw CrateFileError(offset: nil, "invalid module: \(error.message)")
         }
+        module.isValidated = true
         return module
     }
 

@@ -41,6 +41,8 @@ struct CallbackStubs {
 
     private(set) var byIdentity: [Identity: CallbackStub] = [:]
     private(set) var byAddress: [UInt: CallbackStub] = [:]
+    /// The stubs of each crate name (so a crate's stubs are found without a scan of all).
+    private(set) var byCrate: [String: [CallbackStub]] = [:]
 
     var all: Dictionary<Identity, CallbackStub>.Values { byIdentity.values }
 
@@ -51,16 +53,21 @@ struct CallbackStubs {
     mutating func add(_ stub: CallbackStub) {
         byIdentity[Identity(crate: stub.crateName, function: stub.functionName)] = stub
         byAddress[stub.address] = stub
+        byCrate[stub.crateName, default: []].append(stub)
     }
 
     mutating func remove(_ stub: CallbackStub) {
         byIdentity[Identity(crate: stub.crateName, function: stub.functionName)] = nil
         byAddress[stub.address] = nil
+        byCrate[stub.crateName]?.removeAll { $0 === stub }
     }
+
+    /// The stubs of the crate called `name`.
+    func stubs(ofCrate name: String) -> [CallbackStub] { byCrate[name] ?? [] }
 
     /// Makes every stub of `crate` dead.
     func markDead(crate: String, routines: RuntimeRoutines, heap: CodeHeap) {
-        for stub in byIdentity.values where stub.crateName == crate && stub.block != nil {
+        for stub in stubs(ofCrate: crate) where stub.block != nil {
             stub.block = nil
             routines.writeStub(stub, in: heap)
         }
@@ -69,14 +76,14 @@ struct CallbackStubs {
 
 extension Loader {
     /// The stub of function `index` of `crate`'s current version; see `stubAddress(crate:functionName:)`.
-    func stubAddress(crate: Crate, function index: Int, forCode: Bool = true) throws(LoadError) -> UInt {
+    func stubAddress(crate: CrateState, function index: Int, forCode: Bool = true) throws(LoadError) -> UInt {
         try stubAddress(crate: crate, functionName: crate.live.module.functions[index].name, forCode: forCode)
     }
 
     /// The stub of the function called `functionName` in `crate`, made on first use and
     /// pointed at the current version's block of that name (dead when there is none).
     /// `forCode`: the address goes into a crate's code or data.
-    func stubAddress(crate: Crate, functionName name: String, forCode: Bool = true) throws(LoadError) -> UInt {
+    func stubAddress(crate: CrateState, functionName name: String, forCode: Bool = true) throws(LoadError) -> UInt {
         lock.lock()
         defer { lock.unlock() }
         let block = crate.current.flatMap { version in version.functionIndex[unquoted(name)].map { version.blocks[$0] } }
@@ -98,13 +105,13 @@ extension Loader {
 
     /// Points every stub of `crate` at the current version's block of its name, or makes
     /// it dead when the current version has none (after a reload or unload).
-    func repointStubs(of crate: Crate) {
-        for stub in stubs.all where stub.crateName == crate.name {
+    func repointStubs(of crate: CrateState) {
+        for stub in stubs.stubs(ofCrate: crate.name) {
             let block = crate.current.flatMap { version in version.functionIndex[stub.functionName].map { version.blocks[$0] } }
-            if stub.block !== block || block != nil {
-                stub.block = block
-                routines.writeStub(stub, in: heap)
-            }
+            // Written when the target changed, and for a live stub also when its block
+            // moved (compaction), which the identity check cannot see.
+            stub.block = block
+            routines.writeStub(stub, in: heap)
         }
     }
 
@@ -113,7 +120,7 @@ extension Loader {
         for stub in stubs.all where stub.block != nil { routines.writeStub(stub, in: heap) }
     }
 
-    /// Frees a stub the host obtained (`Crate.stub(ofFunction:)`) and no longer needs;
+    /// Frees a stub the host obtained (`CrateState.stub(ofFunction:)`) and no longer needs;
     /// C code that still calls it traps. A stub that crate code or data also holds is not
     /// the host's to free: that is an error.
     public func freeStub(_ address: UnsafeRawPointer) throws(LoadError) {

@@ -41,7 +41,9 @@ public final class CodeBlock: CustomStringConvertible {
     /// The function's name as in the IL.
     public internal(set) var name: String
     /// The crate the code belongs to (nil once the crate is gone).
-    public internal(set) weak var crate: Crate?
+    weak var crate: CrateState?
+    /// The name of the crate the code belongs to (nil once the crate is gone).
+    public var crateName: String? { crate?.name }
     /// The function's index in its crate's module.
     public internal(set) var functionIndex: Int
     /// The newest crate version whose code this is: its records are applied in that
@@ -54,7 +56,7 @@ public final class CodeBlock: CustomStringConvertible {
     /// Whether the block has been freed.
     public internal(set) var isFreed = false
 
-    init(id: UInt32, entry: UInt, size: Int, name: String, crate: Crate?, functionIndex: Int) {
+    init(id: UInt32, entry: UInt, size: Int, name: String, crate: CrateState?, functionIndex: Int) {
         self.id = id
         self.entry = entry
         self.size = size
@@ -84,6 +86,9 @@ final class CodeHeap {
     /// Live blocks, sorted by address.
     private(set) var blocks: [CodeBlock] = []
     private var freeIDs: [UInt32] = []
+    /// Everything from here to the fixed part has been given back to the kernel and not
+    /// allocated since (an offset into the code half).
+    private var releasedFrom: Int
     private var nextID: UInt32 = 0
 
     init(regionSize: Int) throws(SystemError) {
@@ -92,6 +97,7 @@ final class CodeHeap {
         movable = FreeList(limit: region.halfSize - fixedSize)
         fixed = FreeList(limit: fixedSize)
         data = FreeList(limit: region.halfSize)
+        releasedFrom = movable.limit
     }
 
     var codeBase: UInt { region.base }
@@ -102,11 +108,12 @@ final class CodeHeap {
 
     /// Places a block for `size` bytes of code and writes its header; the code reads as
     /// int3 until written.
-    func allocateBlock(size: Int, name: String, crate: Crate?, functionIndex: Int) throws(LoadError) -> CodeBlock {
+    func allocateBlock(size: Int, name: String, crate: CrateState?, functionIndex: Int) throws(LoadError) -> CodeBlock {
         let extent = Self.headerSize + align(max(size, 1), 16)
         guard let offset = movable.allocate(extent, alignment: 16) else {
             throw .regionFull(kind: "code", requested: extent)
         }
+        releasedFrom = max(releasedFrom, offset + extent)
         let id: UInt32
         if let reused = freeIDs.popLast() { id = reused } else { id = nextID; nextID += 1 }
         let block = CodeBlock(id: id, entry: codeBase + UInt(offset + Self.headerSize), size: size, name: name,
@@ -119,7 +126,8 @@ final class CodeHeap {
     /// Frees a block: its bytes become int3 (so a stale jump traps) and its pages may be released.
     func free(_ block: CodeBlock) {
         precondition(!block.isFreed, "block freed twice")
-        guard let index = blocks.firstIndex(where: { $0 === block }) else { preconditionFailure("not a live block") }
+        let index = firstBlock(atOrAfter: block.entry)
+        guard index < blocks.count, blocks[index] === block else { preconditionFailure("not a live block") }
         blocks.remove(at: index)
         let extent = block.extent
         fill(extent, with: 0xCC)
@@ -187,6 +195,7 @@ final class CodeHeap {
     func resort() {
         blocks.sort { $0.entry < $1.entry }
         movable.rebuild(around: blocks.map { Int($0.extent.lowerBound - codeBase)..<Int($0.extent.upperBound - codeBase) })
+        releasedFrom = max(releasedFrom, movable.top)
     }
 
     // MARK: Writing code
@@ -203,10 +212,13 @@ final class CodeHeap {
         region.writableAlias(of: range.lowerBound).initializeMemory(as: UInt8.self, repeating: byte, count: range.count)
     }
 
-    /// Gives the pages above the highest block back to the kernel.
+    /// Gives the pages above the highest block back to the kernel, once: a range already
+    /// given back is not handed to the kernel again (that walk is not free).
     func releaseFreePages() {
-        let top = codeBase + UInt(movable.top)
-        region.release(top..<fixedBase)
+        let top = movable.top
+        guard top < releasedFrom else { return }
+        region.release((codeBase + UInt(top))..<(codeBase + UInt(releasedFrom)))
+        releasedFrom = top
     }
 
     /// Takes `count` bytes of movable space that hold no block (a gap, for randomised placement).
@@ -214,6 +226,7 @@ final class CodeHeap {
         guard let offset = movable.allocate(align(count, 16), alignment: 16) else {
             throw .regionFull(kind: "code", requested: count)
         }
+        releasedFrom = max(releasedFrom, offset + align(count, 16))
         return codeBase + UInt(offset)
     }
 

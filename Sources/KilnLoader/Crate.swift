@@ -34,7 +34,8 @@ final class CrateVersion {
     var ownsData: [Bool]
     var threadOffsets: [Int: Int] = [:]
     var toc: TOC
-    let relink: RelinkSection
+    /// Built on first use (reload, tools): loading does not pay for it.
+    lazy var relink = RelinkSection(module: module, layout: (toc.callSlots, toc.addressSlots))
     var externalValues: [String: UInt] = [:]
     /// Whether this version frees its TOC when it goes (false once a newer version took it over).
     var ownsTOC = true
@@ -48,17 +49,17 @@ final class CrateVersion {
         self.dataAddresses = dataAddresses
         self.ownsData = dataAddresses.map { $0 != nil }
         self.toc = toc
-        self.relink = RelinkSection(module: module, layout: (toc.callSlots, toc.addressSlots))
         var index: [String: Int] = [:]
         for (position, function) in module.functions.enumerated() { index[unquoted(function.name)] = position }
         self.functionIndex = index
     }
 }
 
-/// A loaded, linked crate; see the file comment.
-public final class Crate: CustomStringConvertible {
-    /// The loader that holds the crate.
-    public let loader: Loader
+/// A crate's state inside its loader; the public face is `Crate` (Crate+Handle.swift).
+/// The loader owns the state; the state refers to its loader without owning it.
+final class CrateState: CustomStringConvertible {
+    /// The loader that holds the crate (it outlives its states).
+    unowned let loader: Loader
     /// The crate's name (its source or crate file's name); unique in the loader.
     public let name: String
     /// The version new calls enter; nil once the crate is unloaded.
@@ -124,7 +125,7 @@ public final class Crate: CustomStringConvertible {
     /// The callback stub of function `index`: a stable address that always reaches the
     /// function's current code, for C code and hosts to keep.
     public func stub(ofFunction index: Int) throws(LoadError) -> UnsafeRawPointer {
-        precondition(blocks.indices.contains(index), "\(name): no function #\(index)")
+        guard blocks.indices.contains(index) else { throw .invalidArgument("\(name): no function #\(index)") }
         return UnsafeRawPointer(bitPattern: try loader.stubAddress(crate: self, function: index, forCode: false))!
     }
 
@@ -142,7 +143,7 @@ public final class Crate: CustomStringConvertible {
     }
 
     /// The crates that import a symbol this crate exports.
-    public var users: [Crate] { loader.users(of: self) }
+    var users: [CrateState] { loader.users(of: self) }
 
     /// The names this crate exports.
     public var exports: [String] {

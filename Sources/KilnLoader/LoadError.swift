@@ -48,6 +48,8 @@ public enum LoadError: Error, CustomStringConvertible, Sendable {
     case duplicateCrate(String)
     /// Two crates export the same symbol.
     case duplicateExport(symbol: String, first: String, second: String)
+    /// An argument out of range (a function index a crate does not have, say).
+    case invalidArgument(String)
     /// A reload or unload of a crate that is not loaded.
     case notLoaded(String)
     /// A callback stub was misused (freeing one that is not the host's).
@@ -76,6 +78,8 @@ public enum LoadError: Error, CustomStringConvertible, Sendable {
             return "a crate named \(name) is already loaded"
         case .duplicateExport(let symbol, let first, let second):
             return "$\(symbol) is exported by both \(first) and \(second)"
+        case .invalidArgument(let message):
+            return message
         case .notLoaded(let name):
             return "no crate named \(name) is loaded"
         case .stubMisuse(let message):

@@ -81,14 +81,14 @@ extension Loader {
 
     /// Binds every address slot and external field of the current versions of `crates`, or
     /// reports every undefined name with its users.
-    func bindEagerly(_ crates: [Crate]) throws(LoadError) {
+    func bindEagerly(_ crates: [CrateState]) throws(LoadError) {
         var unresolved: [UnresolvedSymbol] = []
         for crate in crates { unresolved += try bindEagerly(crate.live, of: crate) }
         guard unresolved.isEmpty else { throw .unresolvedSymbols(unresolved) }
     }
 
     /// Binds `version`'s address slots and external fields; returns the names nothing defines.
-    func bindEagerly(_ version: CrateVersion, of crate: Crate) throws(LoadError) -> [UnresolvedSymbol] {
+    func bindEagerly(_ version: CrateVersion, of crate: CrateState) throws(LoadError) -> [UnresolvedSymbol] {
         var missing: [String: [String]] = [:]
         var order: [String] = []
         let objects = version.module.functions.map { ($0.name, $0.relocations) }
@@ -115,14 +115,14 @@ extension Loader {
     }
 
     /// Records that `crate` uses every crate whose exports it imports (bound or not yet).
-    func noteUsers(of crate: Crate) {
-        for name in crate.relink.importedSymbols {
+    func noteUsers(of crate: CrateState) {
+        for name in crate.module.externalSymbols {
             guard let export = exports[unquoted(name)], export.crate !== crate else { continue }
             noteUser(crate, of: export.crate)
         }
     }
 
-    func noteUser(_ user: Crate, of used: Crate) {
+    func noteUser(_ user: CrateState, of used: CrateState) {
         if !(usersByName[used.name]?.contains(user.name) ?? false) {
             usersByName[used.name, default: []].append(user.name)
         }

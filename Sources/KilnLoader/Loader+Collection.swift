@@ -27,7 +27,7 @@ extension Loader {
 
     /// Frees the blocks of retired versions that nothing in `scan` or in live code reaches.
     func collectCode(scan: StackScan) -> Int {
-        let marked = reachableBlocks(scan: scan).ids
+        let marked = reachableBlocks(scan: scan, explaining: false).ids
         var freed = 0
         for crate in crates + unloadedCrates {
             crate.retired.removeAll { version in
@@ -46,21 +46,24 @@ extension Loader {
     }
 
     /// The blocks that are alive, with the first reason found for each.
-    func reachableBlocks(scan: StackScan) -> (ids: Set<UInt32>, reasons: [UInt32: String]) {
+    func reachableBlocks(scan: StackScan, explaining: Bool) -> (ids: Set<UInt32>, reasons: [UInt32: String]) {
+        var marked = Set<UInt32>()
         var reasons: [UInt32: String] = [:]
         var work: [CodeBlock] = []
         func mark(_ block: CodeBlock, _ reason: @autoclosure () -> String) {
-            guard !block.isFreed, reasons[block.id] == nil else { return }
-            reasons[block.id] = reason()
+            guard !block.isFreed, marked.insert(block.id).inserted else { return }
+            if explaining { reasons[block.id] = reason() }
             work.append(block)
         }
         for crate in crates {
-            for block in crate.current?.blocks ?? [] { mark(block, "current version \(crate.version) of crate \(crate.name)") }
+            guard let current = crate.current else { continue }
+            for block in current.blocks { mark(block, "current version \(current.number) of crate \(crate.name)") }
         }
         for frame in scan.frames { mark(frame.block, "a call in progress returns into it") }
         for block in scan.pinned { mark(block, "a word on the stack points into it") }
         while let block = work.popLast() {
-            guard let version = block.version, let crate = block.crate else { continue }
+            // Current blocks call only current blocks (already marked) by name.
+            guard let version = block.version, let crate = block.crate, version !== crate.current else { continue }
             for record in version.module.functions[block.functionIndex].relocations {
                 guard case .function(let index) = record.target else { continue }
                 let name = version.module.functions[index].name
@@ -69,7 +72,7 @@ extension Loader {
                 }
             }
         }
-        return (Set(reasons.keys), reasons)
+        return (marked, reasons)
     }
 
     /// Frees what a retired version owns besides its blocks.
@@ -94,7 +97,7 @@ extension Loader {
         defer { lock.unlock() }
         var marker = 0
         let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
-        let (_, reasons) = reachableBlocks(scan: heap.scanStack(framePointer: nil, low: low))
+        let (_, reasons) = reachableBlocks(scan: heap.scanStack(framePointer: nil, low: low), explaining: true)
         return heap.blocks.map { ($0, reasons[$0.id] ?? "unreachable: freed at the next collection") }
     }
 
@@ -102,6 +105,10 @@ extension Loader {
     /// clear error, its stubs report that it is gone, and its code is freed when no call
     /// in progress runs in it. Refused while another crate holds an address of its exports.
     public func unload(_ crate: Crate) throws(LoadError) {
+        try unload(crate.state)
+    }
+
+    func unload(_ crate: CrateState) throws(LoadError) {
         lock.lock()
         defer { lock.unlock() }
         guard let current = crate.current, crateByName[crate.name] === crate else { throw .notLoaded(crate.name) }

@@ -15,7 +15,7 @@ import KilnCode
 
 extension Loader {
     func commit(
-        _ version: CrateVersion, of crate: Crate, replacing old: CrateVersion, plan: ReloadPlan, tocKept: Bool,
+        _ version: CrateVersion, of crate: CrateState, replacing old: CrateVersion, plan: ReloadPlan, tocKept: Bool,
         report: inout ReloadReport
     ) throws(LoadError) {
         let module = version.module
@@ -91,14 +91,14 @@ extension Loader {
         return changed
     }
 
-    private func reapply(_ record: Int, ofFunction index: Int, of version: CrateVersion, in crate: Crate) throws(LoadError) {
+    private func reapply(_ record: Int, ofFunction index: Int, of version: CrateVersion, in crate: CrateState) throws(LoadError) {
         let block = version.blocks[index]
         let function = version.module.functions[index]
         try apply(function.relocations[record], function.name, of: version, in: crate, objectAddress: block.entry,
                   writableStart: heap.region.writableAlias(of: block.entry))
     }
 
-    private func reapply(_ record: Int, ofData index: Int, of version: CrateVersion, in crate: Crate) throws(LoadError) {
+    private func reapply(_ record: Int, ofData index: Int, of version: CrateVersion, in crate: CrateState) throws(LoadError) {
         guard let address = version.dataAddresses[index] else { return }
         let object = version.module.data[index]
         try apply(object.relocations[record], object.name, of: version, in: crate, objectAddress: address,
@@ -107,7 +107,7 @@ extension Loader {
 
     /// Re-points the direct calls of retired versions' code at the current version's
     /// functions of the same name. Returns the number of records applied.
-    private func repointOldCalls(of crate: Crate) throws(LoadError) -> Int {
+    private func repointOldCalls(of crate: CrateState) throws(LoadError) -> Int {
         guard let current = crate.current else { return 0 }
         var count = 0
         for version in crate.retired {
@@ -127,7 +127,7 @@ extension Loader {
 
     /// Rewrites address slots and fields of other crates that hold a stable address of
     /// one of `crate`'s exports that changed.
-    private func relinkUsers(of crate: Crate, report: inout ReloadReport) throws(LoadError) {
+    private func relinkUsers(of crate: CrateState, report: inout ReloadReport) throws(LoadError) {
         for user in crates where user !== crate {
             for version in user.versions {
                 for (name, value) in version.externalValues where exports[unquoted(name)]?.crate === crate {

@@ -70,6 +70,10 @@ extension Loader {
     /// conservatively). Throws, changing nothing, when the new version cannot be linked.
     @discardableResult
     public func reload(_ crate: Crate, with module: CompiledModule) throws(LoadError) -> ReloadReport {
+        try reload(crate.state, with: module)
+    }
+
+    func reload(_ crate: CrateState, with module: CompiledModule) throws(LoadError) -> ReloadReport {
         lock.lock()
         defer { lock.unlock() }
         var marker = 0
@@ -141,7 +145,7 @@ extension Loader {
         }
     }
 
-    func reload(_ crate: Crate, _ newModule: CompiledModule, framePointer: UInt?, low: UInt) throws(LoadError) -> ReloadReport {
+    func reload(_ crate: CrateState, _ newModule: CompiledModule, framePointer: UInt?, low: UInt) throws(LoadError) -> ReloadReport {
         guard let old = crate.current, crateByName[crate.name] === crate else { throw .notLoaded(crate.name) }
         var module = newModule
         module.name = crate.name
@@ -184,7 +188,7 @@ extension Loader {
 
     /// Refuses a module whose exports clash with another crate's, or that drops an export
     /// another crate holds the address of.
-    private func checkReload(of crate: Crate, to module: CompiledModule) throws(LoadError) {
+    private func checkReload(of crate: CrateState, to module: CompiledModule) throws(LoadError) {
         do {
             try module.validate()
         } catch {

@@ -12,7 +12,7 @@ import KilnCode
 
 extension Loader {
     /// The value a record's target has now, for `version` of `crate`.
-    func targetValue(_ target: RelocationTarget, of version: CrateVersion, in crate: Crate) throws(LoadError) -> UInt {
+    func targetValue(_ target: RelocationTarget, of version: CrateVersion, in crate: CrateState) throws(LoadError) -> UInt {
         switch target {
         case .function(let index):
             if let current = crate.current, current !== version,
@@ -31,7 +31,7 @@ extension Loader {
     }
 
     /// Applies every record of function `index` of `version` at its block's current place.
-    func applyRelocations(ofFunction index: Int, of version: CrateVersion, in crate: Crate) throws(LoadError) {
+    func applyRelocations(ofFunction index: Int, of version: CrateVersion, in crate: CrateState) throws(LoadError) {
         let block = version.blocks[index]
         let function = version.module.functions[index]
         try applyRelocations(function.name, function.relocations, of: version, in: crate, objectAddress: block.entry,
@@ -42,7 +42,7 @@ extension Loader {
     /// address code sees) and is written at `writableStart` (the same place, or its
     /// writable alias, or a template buffer).
     func applyRelocations(
-        _ objectName: String, _ relocations: [Relocation], of version: CrateVersion, in crate: Crate,
+        _ objectName: String, _ relocations: [Relocation], of version: CrateVersion, in crate: CrateState,
         objectAddress: UInt, writableStart: UnsafeMutableRawPointer
     ) throws(LoadError) {
         for relocation in relocations {
@@ -53,7 +53,7 @@ extension Loader {
 
     /// Applies one record; see `applyRelocations`.
     func apply(
-        _ relocation: Relocation, _ objectName: String, of version: CrateVersion, in crate: Crate,
+        _ relocation: Relocation, _ objectName: String, of version: CrateVersion, in crate: CrateState,
         objectAddress: UInt, writableStart: UnsafeMutableRawPointer
     ) throws(LoadError) {
         let target = try targetValue(relocation.target, of: version, in: crate)

@@ -19,7 +19,7 @@
 // symbol, a `--link` library (in link order), the process's global scope.
 //
 // Lifetime: a `Loader` owns its heap and its dlopen handles and holds every
-// crate; a `Crate` holds its loader, so memory stays mapped while any crate
+// crate; a `CrateState` holds its loader, so memory stays mapped while any crate
 // object or the loader is alive. Loading, binding and compaction take the
 // loader's lock; loaded code may run on any thread, but compaction walks only
 // the stack of the thread that asks for it (see Loader+Compaction.swift).
@@ -56,7 +56,7 @@ public final class Loader {
 
     /// An exported symbol and the crate that defines it.
     struct Export {
-        let crate: Crate
+        let crate: CrateState
         /// `.function(i)` or `.data(i)`.
         let target: RelocationTarget
     }
@@ -65,16 +65,16 @@ public final class Loader {
     public let options: Options
     var libraries: [(path: String, handle: UnsafeMutableRawPointer)] = []
     /// Every loaded crate, in load order.
-    public internal(set) var crates: [Crate] = []
-    var crateByName: [String: Crate] = [:]
+    var crates: [CrateState] = []
+    var crateByName: [String: CrateState] = [:]
     var exports: [String: Export] = [:]
     /// Call slot address → its crate, version and index, for the resolver.
-    var callSlotOwners: [UInt: (crate: Crate, version: CrateVersion, index: Int)] = [:]
-    /// Crate name → names of the crates that import from it, in the order they started to.
+    var callSlotOwners: [UInt: (crate: CrateState, version: CrateVersion, index: Int)] = [:]
+    /// CrateState name → names of the crates that import from it, in the order they started to.
     var usersByName: [String: [String]] = [:]
     var stubs = CallbackStubs()
     /// Unloaded crates whose code may still run (calls in progress); dropped when collected.
-    var unloadedCrates: [Crate] = []
+    var unloadedCrates: [CrateState] = []
     /// Reloads queued by `requestReload`, applied at the next runtime entry.
     var pendingReloads: [PendingReload] = []
     /// Set by `requestCompaction`, cleared by the compaction at the next runtime entry.
@@ -149,10 +149,13 @@ public final class Loader {
     public func codeBlock(containing address: UInt) -> CodeBlock? { lock.locked { heap.owner(of: address) } }
 
     /// The crate called `name`, or nil.
-    public func crate(named name: String) -> Crate? { lock.locked { crateByName[name] } }
+    public func crate(named name: String) -> Crate? { lock.locked { crateByName[name].map { Crate($0) } } }
+
+    /// Every loaded crate, in load order.
+    public var loadedCrates: [Crate] { lock.locked { crates.map { Crate($0) } } }
 
     /// The crates that import a symbol `crate` exports, in the order they started to.
-    func users(of crate: Crate) -> [Crate] {
+    func users(of crate: CrateState) -> [CrateState] {
         lock.locked { (usersByName[crate.name] ?? []).compactMap { crateByName[$0] } }
     }
 
@@ -168,7 +171,7 @@ public final class Loader {
         lock.lock()
         defer { lock.unlock() }
         try checkBatch(modules)
-        var placed: [Crate] = []
+        var placed: [CrateState] = []
         var padding: [(UInt, Int, Bool)] = []
         defer {
             for (address, size, isCode) in padding {
@@ -188,7 +191,7 @@ public final class Loader {
             crates.append(crate)
             noteUsers(of: crate)
         }
-        return placed
+        return placed.map { Crate($0) }
     }
 
     private func checkBatch(_ modules: [CompiledModule]) throws(LoadError) {
@@ -196,7 +199,7 @@ public final class Loader {
         var batchExports: [String: String] = [:]
         for module in modules {
             do {
-                try module.validate()
+                if !module.isValidated { try module.validate() }
             } catch {
                 throw .invalidModule(module: module.name, message: error.message)
             }
@@ -218,7 +221,7 @@ public final class Loader {
     }
 
     /// Allocates a crate's blocks, data, TOC and resolver stubs.
-    private func place(_ module: CompiledModule, padding: inout [(UInt, Int, Bool)]) throws(LoadError) -> Crate {
+    private func place(_ module: CompiledModule, padding: inout [(UInt, Int, Bool)]) throws(LoadError) -> CrateState {
         if options.placementSeed != nil {
             // Random gaps before the crate's code and data, given back once the batch is placed.
             let codeGap = 16 * Int(1 + nextRandom() % 4096), dataGap = 8 * Int(1 + nextRandom() % 8192)
@@ -226,7 +229,7 @@ public final class Loader {
             padding.append((try heap.allocateData(dataGap, alignment: 8), dataGap, false))
         }
         let version = try placeVersion(module, number: 1, reusing: { _, _ in nil }, dataReused: { _ in nil })
-        let crate = Crate(loader: self, version: version)
+        let crate = CrateState(loader: self, version: version)
         for block in version.blocks {
             block.crate = crate
             block.version = version
@@ -292,13 +295,13 @@ public final class Loader {
         return version
     }
 
-    private func register(_ crate: Crate) {
+    private func register(_ crate: CrateState) {
         crateByName[crate.name] = crate
         registerExports(of: crate)
         registerSlots(of: crate.live, in: crate)
     }
 
-    func registerExports(of crate: Crate) {
+    func registerExports(of crate: CrateState) {
         for (index, function) in crate.module.functions.enumerated() where function.isExported {
             exports[unquoted(function.name)] = Export(crate: crate, target: .function(index))
         }
@@ -307,14 +310,14 @@ public final class Loader {
         }
     }
 
-    func registerSlots(of version: CrateVersion, in crate: Crate) {
+    func registerSlots(of version: CrateVersion, in crate: CrateState) {
         for index in version.toc.callSlots.indices {
             callSlotOwners[version.toc.callSlotAddress(index)] = (crate, version, index)
         }
     }
 
     /// Thread data, code, data and TOC contents of a placed and bound crate.
-    private func finish(_ crate: Crate) throws(LoadError) {
+    private func finish(_ crate: CrateState) throws(LoadError) {
         let version = crate.live
         try registerThreadData(of: version, in: crate, keeping: { _ in nil })
         for index in version.module.functions.indices {
@@ -325,14 +328,14 @@ public final class Loader {
     }
 
     /// Writes function `index`'s code into its block and applies its records.
-    func writeCode(ofFunction index: Int, of version: CrateVersion, in crate: Crate) throws(LoadError) {
+    func writeCode(ofFunction index: Int, of version: CrateVersion, in crate: CrateState) throws(LoadError) {
         let block = version.blocks[index]
         version.module.functions[index].code.withUnsafeBytes { heap.write($0, at: block.entry) }
         try applyRelocations(ofFunction: index, of: version, in: crate)
     }
 
     /// Writes data object `index`'s initial bytes and applies its records (plain data only).
-    func writeData(_ index: Int, of version: CrateVersion, in crate: Crate) throws(LoadError) {
+    func writeData(_ index: Int, of version: CrateVersion, in crate: CrateState) throws(LoadError) {
         guard let address = version.dataAddresses[index] else { return }
         let object = version.module.data[index]
         let writable = UnsafeMutableRawPointer(bitPattern: address)!
@@ -353,7 +356,7 @@ public final class Loader {
     }
 
     /// Registers thread-local templates; `keeping` hands over the offset of an unchanged object.
-    func registerThreadData(of version: CrateVersion, in crate: Crate, keeping: (Int) -> Int?) throws(LoadError) {
+    func registerThreadData(of version: CrateVersion, in crate: CrateState, keeping: (Int) -> Int?) throws(LoadError) {
         for (index, object) in version.module.data.enumerated() where object.isThreadLocal {
             if let offset = keeping(index) {
                 version.threadOffsets[index] = offset
@@ -391,7 +394,7 @@ public final class Loader {
     }
 
     /// Gives back everything a crate that failed to load holds and forgets its names.
-    func discard(_ crate: Crate) {
+    func discard(_ crate: CrateState) {
         for version in crate.versions { free(version) }
         for (name, export) in exports where export.crate === crate { exports[name] = nil }
         if crateByName[crate.name] === crate { crateByName[crate.name] = nil }
@@ -413,8 +416,10 @@ public final class Loader {
     }
 }
 
-/// Strips the quotes of a quoted IL name: `"foo.bar"` → `foo.bar`.
+/// Strips the quotes of a quoted IL name: `"foo.bar"` → `foo.bar`. Names without quotes
+/// (nearly all) come back as they are, without a copy.
 func unquoted(_ name: String) -> String {
-    if name.count >= 2, name.hasPrefix("\""), name.hasSuffix("\"") { return String(name.dropFirst().dropLast()) }
-    return name
+    let bytes = name.utf8
+    guard bytes.first == 0x22, bytes.last == 0x22, bytes.count >= 2 else { return name }
+    return String(name.dropFirst().dropLast())
 }

@@ -14,7 +14,7 @@
 //
 // Code reads a slot with a pc-relative operand (`call [rip + slot]`,
 // `mov reg, [rip + slot]`). The TOC also knows which crates use this crate
-// (`Crate.users`), so that they can be told when it is reloaded.
+// (`CrateState.users`), so that they can be told when it is reloaded.
 
 /// One crate's TOC; see the file comment.
 public struct TOC: Sendable {

@@ -209,7 +209,10 @@ public enum TestRunner {
 
         let outputPath = directory + "/stdout"
         let status = try System.withStandardOutput(redirectedTo: outputPath) {
-            Crate.callMain(entry, arguments: [path] + programArguments, environment: nil)
+            // The crate (and with it the loader and its code) must outlive the call.
+            withExtendedLifetime(loaded) {
+                CrateState.callMain(entry, arguments: [path] + programArguments, environment: nil)
+            }
         }
         let output = String(decoding: try System.readFile(outputPath), as: UTF8.self)
         if let expected = test.expectedOutput {

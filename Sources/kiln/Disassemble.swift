@@ -106,7 +106,7 @@ struct Disassemble: ParsableCommand {
         }
         for (index, name) in toc.addressSlots.enumerated() {
             let address = toc.addressSlotAddress(index)
-            let definer = crate.loader.crates.first { $0.exports.contains(unquoted(name)) }
+            let definer = crate.loader.loadedCrates.first { $0.exports.contains(unquoted(name)) }
             let origin = definer.map { " (exported by \($0.name))" } ?? " (outside the crates)"
             out += "    0x\(String(address, radix: 16))  address $\(name): 0x\(String(toc.value(at: address), radix: 16))\(origin)\n"
         }

@@ -108,7 +108,7 @@ let mainSource = """
             try fresh.load([try compile("a.ssa", utilSource), try compile("b.ssa", utilSource)])
         }
         #expect(batchError?.description == "$twice is exported by both a.ssa and b.ssa")
-        #expect(fresh.crates.isEmpty)
+        #expect(fresh.loadedCrates.isEmpty)
         #expect(fresh.heapUsage.code == 0 && fresh.heapUsage.data == 0)
     }
 
@@ -216,6 +216,24 @@ let mainSource = """
         }
         #expect(loaded + refused == 3000)
         #expect(loaded > 0, "no damaged file got past the decoder; the test is not testing the loader")
-        #expect(loader.crates.isEmpty && loader.heapUsage.code == 0)
+        #expect(loader.loadedCrates.isEmpty && loader.heapUsage.code == 0)
+    }
+}
+
+@Suite struct LoaderLifetimeTests {
+    @Test func aLoaderAndItsCratesAreFreedTogether() throws {
+        weak var weakLoader: Loader?
+        var crate: Crate?
+        do {
+            let loader = try Loader(options: .init())
+            weakLoader = loader
+            crate = try loader.load(try compile("util.ssa", utilSource))
+        }
+        // A crate handle keeps its loader alive...
+        #expect(weakLoader != nil)
+        #expect(try call(crate!, "twice", 4) == 8)
+        // ...and once the host lets go of both, the loader (its heap and memfd) goes.
+        crate = nil
+        #expect(weakLoader == nil)
     }
 }
