@@ -29,6 +29,15 @@ let benchmarks: [Benchmark] = [
     Benchmark(name: "compile",
               summary: "IL lines/s to runnable code, kiln vs qbe + as [--runs N] [--qbe PATH] [--cproc PATH] [--files F...] [--sources C...] [--lines N] [--keep DIR]",
               run: runCompileBenchmark),
+    Benchmark(name: "crates",
+              summary: "kcrate load vs compile vs dlopen; ns per direct/TOC/stub call; compaction ms per MB [--runs N] [--calls N] [--rounds N] [--crates N] [--dir DIR]",
+              run: runCratesBenchmark),
+    Benchmark(name: "reload",
+              summary: "hot-reload latency: small crate, 1,000-function crate with 100 users, running program; Erlang peer [--runs N] [--peer no] [--only small|big|running]",
+              run: runReloadBenchmark),
+    Benchmark(name: "callbacks",
+              summary: "qsort from C with a C, kiln-stub, kiln-entry and libffi comparator [--runs N] [--count N] [--dir DIR]",
+              run: runCallbacksBenchmark),
 ]
 
 @MainActor func printUsage() {
