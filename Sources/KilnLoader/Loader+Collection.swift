@@ -55,12 +55,17 @@ extension Loader {
             if explaining { reasons[block.id] = reason() }
             work.append(block)
         }
-        for crate in crates {
-            guard let current = crate.current else { continue }
-            for block in current.blocks { mark(block, "current version \(current.number) of crate \(crate.name)") }
+        // Current code reaches only current code, so collecting (which frees retired code
+        // only) need not walk it; explaining does, to name every live block's reason.
+        if explaining {
+            for crate in crates {
+                guard let current = crate.current else { continue }
+                for block in current.blocks { mark(block, "current version \(current.number) of crate \(crate.name)") }
+            }
         }
         for frame in scan.frames { mark(frame.block, "a call in progress returns into it") }
         for block in scan.pinned { mark(block, "a word on the stack points into it") }
+        if !explaining && unloadedCrates.isEmpty && !crates.contains(where: { !$0.retired.isEmpty }) { return (marked, reasons) }
         while let block = work.popLast() {
             // Current blocks call only current blocks (already marked) by name.
             guard let version = block.version, let crate = block.crate, version !== crate.current else { continue }

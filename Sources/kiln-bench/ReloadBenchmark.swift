@@ -52,9 +52,10 @@ func runReloadBenchmark(_ arguments: [String]) throws {
 private func libraryIL(functions count: Int, version: Int, changeAll: Bool) -> String {
     var text = "export data $state = { l 0 }\n"
     for index in 0..<count {
-        let constant = changeAll || index == 0 ? index + 1000 * version : index
-        // Versions differ in size too, so not every reload can rewrite in place.
-        let extra = version % 2 == 1 ? "\t%e =l xor %y, \(constant)\n\tstorel %e, $state\n" : ""
+        let changes = changeAll || index == 0
+        let constant = changes ? index + 1000 * version : index
+        // Changed functions differ in size too, so not every reload can rewrite in place.
+        let extra = changes && version % 2 == 1 ? "\t%e =l xor %y, \(constant)\n\tstorel %e, $state\n" : ""
         text += "export function l $f\(index)(l %x) {\n@start\n\t%y =l add %x, \(constant)\n\(extra)\tret %y\n}\n"
     }
     return text

@@ -178,9 +178,19 @@ func compiledCrate(_ path: String) -> CompiledModule? {
 func statistics(_ loader: Loader) -> String {
     let usage = loader.heapUsage
     let counters = loader.statistics
+    var reasons: [String: Int] = [:]
+    var order: [String] = []
+    for (_, reason) in loader.liveBlockReasons() {
+        if reasons[reason] == nil { order.append(reason) }
+        reasons[reason, default: 0] += 1
+    }
+    let alive = order.map { "  \(reasons[$0]!) alive: \($0)" }.joined(separator: "\n")
     return """
         code heap: \(loader.codeBlocks.count) blocks, \(usage.code) bytes of code, \(usage.fixed) bytes of stubs, \(usage.data) bytes of data and TOCs
         runtime entries: \(counters.runtimeEntries), call slots bound: \(counters.bindings)
         compactions: \(counters.compactions), blocks moved: \(counters.blocksMoved), return addresses patched: \(counters.returnAddressesPatched)
+        reloads: \(counters.reloads), blocks collected: \(counters.blocksCollected)
+        why code is alive:
+        \(alive)
         """
 }

@@ -104,9 +104,11 @@ enum Hook {
         let hook = UInt(bitPattern: unsafeBitCast(Hook.entry, to: UnsafeRawPointer.self))
         _ = try call(crate, "setHook", Int64(bitPattern: UInt64(hook)))
         var report: Loader.ReloadReport?
+        var reasons: [String] = []
         Hook.action = {
             Hook.action = {}
             report = try? loader.reload(crate, with: try! compile("worker.ssa", source(200)))
+            reasons = loader.liveBlockReasons().filter { $0.block.name == "work" }.map(\.reason)
         }
         // The reload happens inside $work: that call finishes in the old code...
         #expect(try call(crate, "work", 1) == 101)
@@ -114,6 +116,8 @@ enum Hook {
         // ...whose block the collector had to keep, since a frame ran in it.
         #expect(reloaded.rewrittenInPlace == 0 && reloaded.blocksFreed == 0)
         #expect(crate.retiredVersions == 1)
+        // Two $work blocks were alive during the call, and the loader says why.
+        #expect(reasons.sorted() == ["a word on the stack points into it", "current version 2 of crate worker.ssa"])
         // The hook pointer is data whose definition did not change: kept. New calls: new code.
         #expect(try call(crate, "work", 1) == 201)
         #expect(loader.collectCode() == 1)
