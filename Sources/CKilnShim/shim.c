@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 
@@ -20,18 +21,158 @@ int kiln_punch_hole(int fd, int64_t offset, int64_t count) {
 
 static __thread uintptr_t cached_stack_top;
 
-uintptr_t kiln_stack_top(void) {
-    // The top of a thread's stack never changes; finding it is slow for the main thread
-    // (glibc reads /proc/self/maps), so each thread asks once.
-    if (cached_stack_top != 0) return cached_stack_top;
+static void find_stack(void) {
+    // A thread's stack never moves; finding it is slow for the main thread (glibc reads
+    // /proc/self/maps), so each thread asks once.
     pthread_attr_t attributes;
-    if (pthread_getattr_np(pthread_self(), &attributes) != 0) return 0;
+    if (pthread_getattr_np(pthread_self(), &attributes) != 0) return;
     void *address = NULL;
     size_t size = 0;
-    int status = pthread_attr_getstack(&attributes, &address, &size);
+    if (pthread_attr_getstack(&attributes, &address, &size) == 0) cached_stack_top = (uintptr_t)address + size;
     pthread_attr_destroy(&attributes);
-    cached_stack_top = status == 0 ? (uintptr_t)address + size : 0;
+}
+
+uintptr_t kiln_stack_top(void) {
+    if (cached_stack_top == 0) find_stack();
     return cached_stack_top;
+}
+
+
+
+// Threads that have entered a loader's runtime, process-wide, each with the
+// loaders it entered; an entry goes away when its thread exits, a loader's
+// token when the loader goes.
+
+struct kiln_thread {
+    const void **loaders;  // the loaders the thread entered (count of them)
+    int count, capacity;
+    int every_loader;      // started by generated code: may run any loader's code
+    struct kiln_thread *next, *previous;
+};
+
+static pthread_mutex_t threads_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kiln_thread *threads;       // guarded by threads_lock
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+static __thread struct kiln_thread *this_thread;
+
+static void forget_thread(void *entry) {
+    struct kiln_thread *thread = entry;
+    pthread_mutex_lock(&threads_lock);
+    if (thread->previous) thread->previous->next = thread->next; else threads = thread->next;
+    if (thread->next) thread->next->previous = thread->previous;
+    pthread_mutex_unlock(&threads_lock);
+    if (this_thread == thread) this_thread = NULL;
+    free(thread->loaders);
+    free(thread);
+}
+
+static void make_thread_key(void) {
+    pthread_key_create(&thread_key, forget_thread);
+}
+
+/// Links a new entry into the list (threads_lock not held).
+static void link_thread(struct kiln_thread *thread) {
+    pthread_once(&thread_key_once, make_thread_key);
+    pthread_mutex_lock(&threads_lock);
+    thread->next = threads;
+    if (threads) threads->previous = thread;
+    threads = thread;
+    pthread_mutex_unlock(&threads_lock);
+}
+
+void kiln_thread_entered(const void *loader) {
+    if (this_thread == NULL) {
+        struct kiln_thread *thread = calloc(1, sizeof *thread);
+        if (thread == NULL) return;
+        link_thread(thread);
+        pthread_setspecific(thread_key, thread);
+        this_thread = thread;
+    }
+    pthread_mutex_lock(&threads_lock);
+    struct kiln_thread *thread = this_thread;
+    int known = 0;
+    for (int index = 0; index < thread->count && !known; index++) known = thread->loaders[index] == loader;
+    if (!known) {
+        if (thread->count == thread->capacity) {
+            int capacity = thread->capacity ? 2 * thread->capacity : 4;
+            const void **grown = realloc(thread->loaders, capacity * sizeof *grown);
+            if (grown == NULL) {
+                thread->every_loader = 1;  // cannot say which: count it everywhere
+                pthread_mutex_unlock(&threads_lock);
+                return;
+            }
+            thread->loaders = grown;
+            thread->capacity = capacity;
+        }
+        thread->loaders[thread->count++] = loader;
+    }
+    pthread_mutex_unlock(&threads_lock);
+}
+
+void kiln_loader_gone(const void *loader) {
+    pthread_mutex_lock(&threads_lock);
+    for (struct kiln_thread *thread = threads; thread; thread = thread->next) {
+        for (int index = 0; index < thread->count; index++) {
+            if (thread->loaders[index] == loader) {
+                thread->loaders[index] = thread->loaders[--thread->count];
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&threads_lock);
+}
+
+struct thread_start {
+    void *(*start)(void *);
+    void *argument;
+    struct kiln_thread *entry;
+};
+
+static void *start_thread(void *raw) {
+    struct thread_start start = *(struct thread_start *)raw;
+    free(raw);
+    this_thread = start.entry;
+    pthread_setspecific(thread_key, start.entry);
+    return start.start(start.argument);
+}
+
+int kiln_pthread_create(pthread_t *thread, const pthread_attr_t *attributes, void *(*start)(void *), void *argument) {
+    // The new thread is noted before it exists, for every loader (it may run any code),
+    // so no compaction can start between its creation and its first runtime entry.
+    struct kiln_thread *entry = calloc(1, sizeof *entry);
+    struct thread_start *box = malloc(sizeof *box);
+    if (entry == NULL || box == NULL) {
+        free(entry);
+        free(box);
+        return EAGAIN;
+    }
+    entry->every_loader = 1;
+    *box = (struct thread_start){ start, argument, entry };
+    link_thread(entry);
+    int status = pthread_create(thread, attributes, start_thread, box);
+    if (status != 0) {
+        forget_thread(entry);
+        free(box);
+    }
+    return status;
+}
+
+const void *kiln_pthread_create_entry(void) {
+    return (const void *)kiln_pthread_create;
+}
+
+int kiln_other_threads_in(const void *loader) {
+    int count = 0;
+    pthread_mutex_lock(&threads_lock);
+    for (struct kiln_thread *thread = threads; thread; thread = thread->next) {
+        if (thread == this_thread) continue;
+        int found = thread->every_loader;
+        for (int index = 0; !found && index < thread->count; index++) found = thread->loaders[index] == loader;
+        count += found;
+    }
+    pthread_mutex_unlock(&threads_lock);
+    return count;
 }
 
 static pthread_mutex_t layout_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -67,17 +67,20 @@ final class CrateState: CustomStringConvertible {
     /// Older versions that still hold blocks, data or a TOC that something may reach.
     var retired: [CrateVersion] = []
 
+    /// The newest version, current or (after an unload) the last one: what a host's
+    /// handle still describes.
+    var newest: CrateVersion
+
     init(loader: Loader, version: CrateVersion) {
         self.loader = loader
         self.name = version.module.name
         self.current = version
+        self.newest = version
     }
 
-    /// The current version, which exists while the crate is loaded.
-    var live: CrateVersion {
-        guard let current else { preconditionFailure("crate \(name) is unloaded") }
-        return current
-    }
+    /// The current version, or for an unloaded crate the last one it had (its code may be
+    /// gone: a stub made from it is dead).
+    var live: CrateVersion { current ?? newest }
 
     /// Every version that still holds something, newest first.
     var versions: [CrateVersion] { (current.map { [$0] } ?? []) + retired }
@@ -119,7 +122,7 @@ final class CrateState: CustomStringConvertible {
     /// only to inspect, never to keep.
     public func entry(ofFunction index: Int) -> UInt {
         precondition(blocks.indices.contains(index), "\(name): no function #\(index)")
-        return blocks[index].entry
+        return blocks[index].isFreed ? 0 : blocks[index].entry
     }
 
     /// The callback stub of function `index`: a stable address that always reaches the

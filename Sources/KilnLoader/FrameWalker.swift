@@ -13,9 +13,11 @@
 // into a block pins the block (it stays where it is for this compaction). A
 // false hit only keeps a block in place, never corrupts anything.
 //
-// Only the calling thread's stack is seen. Compaction is safe when no other
-// thread is running generated code (the command line, tests and procs keep
-// generated code on one thread); see Loader+Compaction.swift.
+// Only the calling thread's stack is seen: another thread may be executing
+// generated code right now, with its instruction pointer in a block, which no
+// stack shows. So code moves and is freed only while no other living thread
+// has entered the loader's runtime (`Loader.isAlone`, kept by the C shim):
+// single-threaded programs, procs and hosts that drive one program thread.
 
 /// What a stack holds of the code heap.
 struct StackScan {
@@ -37,6 +39,7 @@ extension CodeHeap {
     /// scan) to its top, starting the precise walk at `framePointer` if given.
     func scanStack(framePointer: UInt?, low: UInt) -> StackScan {
         var scan = StackScan()
+        var seen = Set<UInt32>()
         let top = System.stackTop()
         guard top > low else { return scan }
         var precise = Set<UInt>()
@@ -51,7 +54,6 @@ extension CodeHeap {
                 frame = next
             }
         }
-        var seen = Set<UInt32>()
         var word = (low + 7) & ~7
         while word + 8 <= top {
             defer { word += 8 }

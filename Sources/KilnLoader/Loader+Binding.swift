@@ -13,6 +13,7 @@
 // services (`$kiln.compact`) are slots that stay unbound, and the compaction
 // stress mode leaves every slot unbound so every call through a TOC enters.
 
+import CKilnShim
 import KilnCode
 #if canImport(Glibc)
 import Glibc
@@ -21,7 +22,11 @@ import Glibc
 extension Loader {
     /// Kiln's own symbols that are ordinary C functions, bound like library symbols.
     public static var runtimeSymbols: [String: UInt] {
-        [ThreadLocalData.addressSymbol: ThreadLocalData.entryAddress]
+        [
+            ThreadLocalData.addressSymbol: ThreadLocalData.entryAddress,
+            // Threads started by generated code are known before they run any of it.
+            "pthread_create": UInt(bitPattern: kiln_pthread_create_entry()),
+        ]
     }
 
     /// Runtime services that need the caller's frame: their slots are never bound and
@@ -128,6 +133,17 @@ extension Loader {
         }
     }
 
+    // MARK: Threads
+
+    /// Whether no other living thread has entered this loader's runtime: only then may code
+    /// move or be freed (see FrameWalker.swift).
+    var isAlone: Bool { kiln_other_threads_in(threadToken) == 0 }
+
+    /// The stack scan for a compaction, reload or collection on the calling thread.
+    func scanStacks(framePointer: UInt?, low: UInt) -> StackScan {
+        heap.scanStack(framePointer: framePointer, low: low)
+    }
+
     // MARK: Lazy binding
 
     /// Called by the resolver routine for a call through the call slot at `slot`, with the
@@ -137,6 +153,7 @@ extension Loader {
         lock.lock()
         defer { lock.unlock() }
         statistics.runtimeEntries += 1
+        kiln_thread_entered(threadToken)
         guard let (crate, version, index) = callSlotOwners[slot] else {
             fail("internal error: the resolver was entered for 0x\(String(slot, radix: 16)), which is no call slot")
         }

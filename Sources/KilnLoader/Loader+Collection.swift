@@ -11,7 +11,8 @@
 // roots of their own. Everything else of a retired version — blocks, and once
 // its last block is gone its TOC, resolver stubs and the data it still owns —
 // is freed, and a crate that was unloaded disappears with its last version.
-// Only the calling thread's stack is seen: collect where compaction may run.
+// Only the calling thread's stack is seen, so nothing is freed while another
+// living thread has entered the loader's runtime (`isAlone`).
 
 extension Loader {
     /// Frees unreachable code now, scanning the calling thread's stack conservatively.
@@ -22,11 +23,14 @@ extension Loader {
         defer { lock.unlock() }
         var marker = 0
         let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
-        return collectCode(scan: heap.scanStack(framePointer: nil, low: low))
+        return collectCode(scan: scanStacks(framePointer: nil, low: low))
     }
 
     /// Frees the blocks of retired versions that nothing in `scan` or in live code reaches.
     func collectCode(scan: StackScan) -> Int {
+        // Another thread may be running retired code that no stack here shows: keep it all
+        // until this thread is alone again.
+        guard isAlone else { return 0 }
         let marked = reachableBlocks(scan: scan, explaining: false).ids
         var freed = 0
         for crate in crates + unloadedCrates {
@@ -102,7 +106,7 @@ extension Loader {
         defer { lock.unlock() }
         var marker = 0
         let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
-        let (_, reasons) = reachableBlocks(scan: heap.scanStack(framePointer: nil, low: low), explaining: true)
+        let (_, reasons) = reachableBlocks(scan: scanStacks(framePointer: nil, low: low), explaining: true)
         return heap.blocks.map { ($0, reasons[$0.id] ?? "unreachable: freed at the next collection") }
     }
 
@@ -138,6 +142,6 @@ extension Loader {
         for key in usersByName.keys { usersByName[key]!.removeAll { $0 == crate.name } }
         var marker = 0
         let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
-        _ = collectCode(scan: heap.scanStack(framePointer: nil, low: low))
+        _ = collectCode(scan: scanStacks(framePointer: nil, low: low))
     }
 }

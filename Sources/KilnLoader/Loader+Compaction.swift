@@ -19,7 +19,8 @@
 //      free pages above the highest block back to the kernel.
 //
 // Data, TOCs and stubs never move, so data objects (which refer to functions
-// only through stubs) need no fix-up.
+// only through stubs) need no fix-up. Nothing moves while another living
+// thread has entered the loader's runtime (see FrameWalker.swift).
 
 extension Loader {
     /// What one compaction did.
@@ -31,6 +32,9 @@ extension Loader {
         /// The end of the highest block before and after, as offsets into the code half.
         public var topBefore = 0
         public var topAfter = 0
+        /// Nothing moved because another living thread has entered the loader's runtime
+        /// and might be running the code (see FrameWalker.swift).
+        public var skippedForThreads = false
     }
 
     /// Compacts the code heap now. Frames of generated code on this thread's stack pin their
@@ -54,7 +58,12 @@ extension Loader {
     private func compact(framePointer: UInt?, low: UInt, stress: Bool) -> CompactionReport {
         var report = CompactionReport()
         report.topBefore = heap.movable.top
-        let scan = heap.scanStack(framePointer: framePointer, low: low)
+        guard isAlone else {
+            report.skippedForThreads = true
+            report.topAfter = report.topBefore
+            return report
+        }
+        let scan = scanStacks(framePointer: framePointer, low: low)
         for block in scan.pinned { block.isPinned = true }
         defer { for block in scan.pinned { block.isPinned = false } }
         report.blocksPinned = scan.pinned.count

@@ -22,6 +22,7 @@ extension Loader {
         for (name, export) in exports where export.crate === crate { exports[name] = nil }
         crate.retired.insert(old, at: 0)
         crate.current = version
+        crate.newest = version
         registerExports(of: crate)
         registerSlots(of: version, in: crate)
         for (index, block) in version.blocks.enumerated() {

@@ -24,7 +24,9 @@
 // loader's lock; loaded code may run on any thread, but compaction walks only
 // the stack of the thread that asks for it (see Loader+Compaction.swift).
 
+import CKilnShim
 import KilnCode
+import Synchronization
 
 /// Loads and links crates into one code heap; see the file comment.
 public final class Loader {
@@ -79,6 +81,8 @@ public final class Loader {
     var pendingReloads: [PendingReload] = []
     /// Set by `requestCompaction`, cleared by the compaction at the next runtime entry.
     var compactionRequested = false
+    /// This loader's name in the C shim's registry of threads: a serial number, never reused.
+    let threadToken: UnsafeRawPointer
     var routines: RuntimeRoutines!
     let lock = RuntimeLock()
     var placementState: UInt64
@@ -111,14 +115,19 @@ public final class Loader {
         }
         self.options = options
         self.placementState = options.placementSeed ?? 0
+        self.threadToken = UnsafeRawPointer(bitPattern: Loader.serials.add(1, ordering: .relaxed).newValue)!
         routines = try RuntimeRoutines(heap: heap, context: Unmanaged.passUnretained(self).toOpaque())
         try link(library: "libm.so.6")
         for library in linkLibraries { try link(library: library) }
     }
 
     deinit {
+        kiln_loader_gone(threadToken)
         for library in libraries.reversed() { System.closeLibrary(library.handle) }
     }
+
+    /// Serial numbers of loaders (see `threadToken`).
+    private static let serials = Atomic<UInt>(0)
 
     /// Opens a shared object (RTLD_NOW | RTLD_GLOBAL) whose symbols later loads may use.
     /// It stays open for the life of the loader.

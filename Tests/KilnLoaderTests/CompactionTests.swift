@@ -167,6 +167,26 @@ let helperSource = """
         for block in loader.codeBlocks { #expect(block.moves >= 49, "\(block) moved \(block.moves) times") }
     }
 
+    @Test func codeStaysPutWhileAnotherThreadRunsIt() throws {
+        let (loader, crate) = try load(seed: 13)
+        let depth = UInt(bitPattern: try crate.stub(ofFunction: try #require(crate.functionIndex(named: "depth"))))
+        let entered = Rendezvous(), release = Rendezvous()
+        // Another thread enters the runtime ($depth calls through a TOC), then stays alive.
+        let thread = onNewThread {
+            _ = function(UnsafeRawPointer(bitPattern: depth)!, as: IntToInt.self)(2)
+            entered.arrive()
+            release.wait(for: 1)
+        }
+        entered.wait(for: 1)
+        let blocked = loader.compact()
+        #expect(blocked.skippedForThreads && blocked.blocksMoved == 0)
+        release.arrive()
+        join(thread)
+        // Once it has gone, this thread is alone again and code may move.
+        #expect(!loader.compact().skippedForThreads)
+        #expect(try call(crate, "depth", 3) == 33)
+    }
+
     @Test func freeListReusesAndCoalesces() {
         var list = FreeList(limit: 1024)
         let a = list.allocate(100, alignment: 16)!, b = list.allocate(100, alignment: 16)!

@@ -19,6 +19,27 @@ int kiln_punch_hole(int fd, int64_t offset, int64_t count);
 /// The highest address (exclusive) of the calling thread's stack, or 0 if unknown.
 uintptr_t kiln_stack_top(void);
 
+// Threads that run a loader's code.
+//
+// A thread is noted the first time it enters a loader's runtime (a call through
+// an unbound TOC slot) and forgotten when it exits. Code is moved or freed only
+// while no other living thread has entered the same loader, since a thread
+// running generated code cannot be seen from another.
+
+/// Notes that the calling thread entered the runtime of `loader` (any stable pointer).
+void kiln_thread_entered(const void *loader);
+
+/// Forgets `loader` (its loader is gone).
+void kiln_loader_gone(const void *loader);
+
+/// How many living threads other than the caller have entered `loader`'s runtime.
+int kiln_other_threads_in(const void *loader);
+
+/// What generated code gets for `pthread_create`: the same, but the new thread is
+/// noted (for every loader) before it exists, so code cannot move under it before
+/// its first runtime entry.
+const void *kiln_pthread_create_entry(void);
+
 // Thread-local data.
 //
 // Every thread-local data object of every loaded module gets a fixed offset
