@@ -10,21 +10,7 @@ import Testing
 func runKiln(_ arguments: [String], environment extra: [String: String] = [:]) throws
     -> (status: Int32, output: String, error: String)
 {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: try kilnExecutable())
-    process.arguments = arguments
-    var environment = ProcessInfo.processInfo.environment
-    environment["SWIFT_BACKTRACE"] = "enable=no"
-    environment.merge(extra) { $1 }
-    process.environment = environment
-    let output = Pipe(), error = Pipe()
-    process.standardOutput = output
-    process.standardError = error
-    try process.run()
-    let outputData = output.fileHandleForReading.readDataToEndOfFile()
-    let errorData = error.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+    try run(try kilnExecutable(), arguments, environment: extra)
 }
 
 extension Int32 {

@@ -31,13 +31,17 @@ struct RunError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-/// Runs a command; returns its exit status and standard output and error.
-func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String, error: String) {
+/// Runs a command, with `extra` added to its environment; returns its exit status and
+/// standard output and error.
+func run(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws
+    -> (status: Int32, output: String, error: String)
+{
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     var environment = ProcessInfo.processInfo.environment
     environment["SWIFT_BACKTRACE"] = "enable=no"
+    environment.merge(extra) { $1 }
     process.environment = environment
     let output = Pipe(), error = Pipe()
     process.standardOutput = output
