@@ -48,6 +48,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Mutation fuzzer of the whole crate-file loading path (scripts/fuzz-loader.sh).
+        .executableTarget(name: "kiln-fuzz", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader"]),
         // Benchmark harness: prints its figures, never part of the test suite.
         .executableTarget(name: "kiln-bench", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader"]),
         .testTarget(name: "KilnILTests", dependencies: ["KilnIL"], resources: [.copy("Inputs")]),
