@@ -41,6 +41,20 @@ final class CrateVersion {
     var ownsTOC = true
     /// Function index by name without quotes.
     let functionIndex: [String: Int]
+    /// The stub address behind each `.stub(i)` already applied (stubs used by code never move
+    /// or go away), so applying records again does not look them up by name.
+    var stubAddresses: [Int: UInt] = [:]
+    /// For each function, for each record, the TOC slot it refers to (call slots first, then
+    /// address slots), or -1: so applying records again does not hash slot names.
+    lazy var recordSlots: [[Int32]] = module.functions.map { function in
+        function.relocations.map { relocation in
+            switch relocation.target {
+            case .callSlot(let name): Int32(toc.callSlotIndex[name]!)
+            case .addressSlot(let name): Int32(toc.callSlots.count + toc.addressSlotIndex[name]!)
+            default: -1
+            }
+        }
+    }
 
     init(number: Int, module: CompiledModule, blocks: [CodeBlock], dataAddresses: [UInt?], toc: TOC) {
         self.number = number

@@ -122,7 +122,7 @@ extension Loader {
         defer { lock.unlock() }
         guard let current = crate.current, crateByName[crate.name] === crate else { throw .notLoaded(crate.name) }
         var holders: [UnresolvedSymbol] = []
-        for user in crates where user !== crate {
+        for user in userStates(of: crate) where user !== crate {
             for version in user.versions {
                 for name in version.externalValues.keys.sorted() where exports[unquoted(name)]?.crate === crate {
                     holders.append(UnresolvedSymbol(symbol: name, users: ["(address held by \(user.name))"], crate: crate.name))
@@ -130,16 +130,16 @@ extension Loader {
             }
         }
         guard holders.isEmpty else { throw .unresolvedSymbols(holders) }
-        for (name, export) in exports where export.crate === crate { exports[name] = nil }
+        let users = userStates(of: crate)
+        forgetUses(of: crate)
+        unregisterExports(of: crate)
         crateByName[crate.name] = nil
         crates.removeAll { $0 === crate }
         crate.retired.insert(current, at: 0)
         crate.current = nil
         unloadedCrates.append(crate)
-        rebindCallSlots { $0 == crate.name }
+        rebindCallSlots(in: users) { $0 == crate.name }
         repointStubs(of: crate)
-        usersByName[crate.name] = nil
-        for key in usersByName.keys { usersByName[key]!.removeAll { $0 == crate.name } }
         var marker = 0
         let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
         _ = collectCode(scan: scanStacks(framePointer: nil, low: low))

@@ -149,10 +149,10 @@ extension Loader {
     /// crate function that `affects` selects: to its current entry, or back to its
     /// resolver stub when the function is gone. Returns how many slots were written.
     @discardableResult
-    func rebindCallSlots(where affects: (_ crateName: String) -> Bool) -> Int {
+    func rebindCallSlots(in only: [CrateState]? = nil, where affects: (_ crateName: String) -> Bool) -> Int {
         guard options.compactEvery == 0 else { return 0 }  // the stress mode never binds
         var written = 0
-        for crate in crates + unloadedCrates {
+        for crate in only ?? (crates + unloadedCrates) {
             for version in crate.versions {
                 for (index, binding) in version.toc.bindings.enumerated() {
                     guard case .crate(let name, _)? = binding, affects(name) else { continue }

@@ -19,7 +19,7 @@ extension Loader {
         report: inout ReloadReport
     ) throws(LoadError) {
         let module = version.module
-        for (name, export) in exports where export.crate === crate { exports[name] = nil }
+        unregisterExports(of: crate)
         crate.retired.insert(old, at: 0)
         crate.current = version
         crate.newest = version
@@ -59,7 +59,7 @@ extension Loader {
             }
         }
         report.recordsReapplied += try repointOldCalls(of: crate)
-        report.slotsRewritten += rebindCallSlots { $0 == crate.name }
+        report.slotsRewritten += rebindCallSlots(in: userStates(of: crate)) { $0 == crate.name }
         try relinkUsers(of: crate, report: &report)
         repointStubs(of: crate)
         noteUsers(of: crate)
@@ -129,7 +129,7 @@ extension Loader {
     /// Rewrites address slots and fields of other crates that hold a stable address of
     /// one of `crate`'s exports that changed.
     private func relinkUsers(of crate: CrateState, report: inout ReloadReport) throws(LoadError) {
-        for user in crates where user !== crate {
+        for user in userStates(of: crate) where user !== crate {
             for version in user.versions {
                 for (name, value) in version.externalValues where exports[unquoted(name)]?.crate === crate {
                     guard let now = try stableAddress(of: name), now != value else { continue }

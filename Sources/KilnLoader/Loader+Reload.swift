@@ -203,7 +203,7 @@ extension Loader {
             }
         }
         var dropped: [UnresolvedSymbol] = []
-        for user in crates where user !== crate {
+        for user in userStates(of: crate) where user !== crate {
             for version in user.versions {
                 let names = version.externalValues.keys.filter { exports[unquoted($0)]?.crate === crate && !exported.contains(unquoted($0)) }
                 for name in names.sorted() {

@@ -21,7 +21,10 @@ extension Loader {
             }
             return version.blocks[index].entry
         case .stub(let index):
-            return try stubAddress(crate: crate, functionName: version.module.functions[index].name)
+            if let address = version.stubAddresses[index] { return address }
+            let address = try stubAddress(crate: crate, functionName: version.module.functions[index].name)
+            version.stubAddresses[index] = address
+            return address
         case .data(let index): return version.dataAddresses[index]!
         case .threadLocal(let index): return UInt(version.threadOffsets[index]!)
         case .external(let name): return version.externalValues[name]!
@@ -34,8 +37,18 @@ extension Loader {
     func applyRelocations(ofFunction index: Int, of version: CrateVersion, in crate: CrateState) throws(LoadError) {
         let block = version.blocks[index]
         let function = version.module.functions[index]
-        try applyRelocations(function.name, function.relocations, of: version, in: crate, objectAddress: block.entry,
-                             writableStart: heap.region.writableAlias(of: block.entry))
+        let writable = heap.region.writableAlias(of: block.entry)
+        let slots = version.recordSlots[index]
+        for (record, relocation) in function.relocations.enumerated() {
+            let slot = slots[record]
+            guard slot >= 0 else {
+                try apply(relocation, function.name, of: version, in: crate, objectAddress: block.entry, writableStart: writable)
+                continue
+            }
+            // A TOC slot: its address is the TOC's plus eight per slot, no name to look up.
+            try store(relocation, function.name, target: version.toc.address + UInt(8 * Int(slot)),
+                      objectAddress: block.entry, writableStart: writable)
+        }
     }
 
     /// Applies `relocations` to an object whose first byte lives at `objectAddress` (the
@@ -56,7 +69,15 @@ extension Loader {
         _ relocation: Relocation, _ objectName: String, of version: CrateVersion, in crate: CrateState,
         objectAddress: UInt, writableStart: UnsafeMutableRawPointer
     ) throws(LoadError) {
-        let target = try targetValue(relocation.target, of: version, in: crate)
+        try store(relocation, objectName, target: try targetValue(relocation.target, of: version, in: crate),
+                  objectAddress: objectAddress, writableStart: writableStart)
+    }
+
+    /// Writes one record's field for a target value already known.
+    private func store(
+        _ relocation: Relocation, _ objectName: String, target: UInt, objectAddress: UInt,
+        writableStart: UnsafeMutableRawPointer
+    ) throws(LoadError) {
         do {
             // Safe: `validate` checked that offset + field size lies inside the object.
             try relocation.apply(targetValue: UInt64(target), fieldAddress: UInt64(objectAddress) + UInt64(relocation.offset),

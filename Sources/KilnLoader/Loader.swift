@@ -165,6 +165,7 @@ public final class Loader {
 
     /// The crates that import a symbol `crate` exports, in the order they started to.
     func users(of crate: CrateState) -> [CrateState] {
+        // The names recorded at link and bind time; unloaded crates are not users any more.
         lock.locked { (usersByName[crate.name] ?? []).compactMap { crateByName[$0] } }
     }
 
@@ -310,6 +311,28 @@ public final class Loader {
         registerSlots(of: crate.live, in: crate)
     }
 
+    /// Removes the exports `crate`'s current (or last) version registered.
+    func unregisterExports(of crate: CrateState) {
+        for name in crate.exports where exports[name]?.crate === crate { exports[name] = nil }
+    }
+
+    /// The users of `crate`: the crates that import a symbol it exports (by name), and
+    /// unloaded crates, whose code may still run and call it.
+    func userStates(of crate: CrateState) -> [CrateState] {
+        (usersByName[crate.name] ?? []).compactMap { crateByName[$0] } + unloadedCrates
+    }
+
+    /// Forgets `crate` as a user of the crates it imports from, and its own users list.
+    func forgetUses(of crate: CrateState) {
+        usersByName[crate.name] = nil
+        for version in crate.versions {
+            for name in version.module.externalSymbols {
+                guard let used = exports[unquoted(name)]?.crate else { continue }
+                usersByName[used.name]?.removeAll { $0 == crate.name }
+            }
+        }
+    }
+
     func registerExports(of crate: CrateState) {
         for (index, function) in crate.module.functions.enumerated() where function.isExported {
             exports[unquoted(function.name)] = Export(crate: crate, target: .function(index))
@@ -405,11 +428,10 @@ public final class Loader {
     /// Gives back everything a crate that failed to load holds and forgets its names.
     func discard(_ crate: CrateState) {
         for version in crate.versions { free(version) }
-        for (name, export) in exports where export.crate === crate { exports[name] = nil }
+        forgetUses(of: crate)
+        unregisterExports(of: crate)
         if crateByName[crate.name] === crate { crateByName[crate.name] = nil }
         stubs.markDead(crate: crate.name, routines: routines, heap: heap)
-        usersByName[crate.name] = nil
-        for key in usersByName.keys { usersByName[key]!.removeAll { $0 == crate.name } }
         crates.removeAll { $0 === crate }
         crate.current = nil
         crate.retired = []
