@@ -41,14 +41,18 @@ public final class CodeBlock: CustomStringConvertible {
     /// The function's name as in the IL.
     public internal(set) var name: String
     /// The crate the code belongs to (nil once the crate is gone).
-    weak var crate: CrateState?
-    /// The name of the crate the code belongs to (nil once the crate is gone).
-    public var crateName: String? { crate?.name }
+    /// Not weak: weak references would make every retain of a crate state take the slow
+    /// path. A live block's crate and owning version are always alive (they free their
+    /// blocks before they go); `free` clears both.
+    unowned var crate: CrateState? { didSet { crateName = crate?.name } }
+    /// The name of the crate the code belongs to (nil once the block is freed). Stored, so a
+    /// host may read it from a block it kept longer than the loader.
+    public private(set) var crateName: String?
     /// The function's index in its crate's module.
     public internal(set) var functionIndex: Int
     /// The newest crate version whose code this is: its records are applied in that
     /// version's terms. (Older versions may still list the block; they do not own it.)
-    weak var version: CrateVersion?
+    unowned var version: CrateVersion?
     /// How many times compaction has moved the block.
     public internal(set) var moves = 0
     /// Set while a compaction must leave the block in place.
@@ -133,6 +137,8 @@ final class CodeHeap {
         fill(extent, with: 0xCC)
         movable.free(Int(extent.lowerBound - codeBase)..<Int(extent.upperBound - codeBase))
         block.isFreed = true
+        block.crate = nil
+        block.version = nil
         freeIDs.append(block.id)
         releaseFreePages()
     }
