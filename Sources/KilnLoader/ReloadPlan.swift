@@ -50,37 +50,34 @@ struct ReloadPlan {
             let previous = old.module.data[oldIndex]
             if previous.bytes == object.bytes, previous.alignment == object.alignment,
                previous.isThreadLocal == object.isThreadLocal, previous.managedSlots == object.managedSlots,
-               Self.normalized(previous.relocations, old.module) == Self.normalized(object.relocations, new) {
+               Self.same(previous.relocations, in: old.module, object.relocations, in: new) {
                 keptData[index] = oldIndex
             }
         }
     }
 
     static func same(_ a: CodeObject, in aModule: CompiledModule, _ b: CodeObject, in bModule: CompiledModule) -> Bool {
-        a.code == b.code && a.stackMaps == b.stackMaps
-            && normalized(a.relocations, aModule) == normalized(b.relocations, bModule)
+        a.code == b.code && a.stackMaps == b.stackMaps && same(a.relocations, in: aModule, b.relocations, in: bModule)
     }
 
-    /// A record with its target named instead of numbered.
-    struct NamedRecord: Equatable {
-        var offset: UInt32
-        var kind: RelocationKind
-        var target: String
-        var addend: Int64
-    }
-
-    static func normalized(_ relocations: [Relocation], _ module: CompiledModule) -> [NamedRecord] {
-        relocations.map { relocation in
-            let target: String = switch relocation.target {
-            case .function(let index): "entry " + module.functions[index].name
-            case .stub(let index): "stub " + module.functions[index].name
-            case .data(let index): "data " + module.data[index].name
-            case .threadLocal(let index): "thread " + module.data[index].name
-            case .external(let name): "external " + name
-            case .callSlot(let name): "call " + name
-            case .addressSlot(let name): "address " + name
+    /// Whether two record lists are equal once indices are read as the names they stand for.
+    static func same(_ a: [Relocation], in aModule: CompiledModule, _ b: [Relocation], in bModule: CompiledModule) -> Bool {
+        guard a.count == b.count else { return false }
+        for (x, y) in zip(a, b) {
+            guard x.offset == y.offset, x.kind == y.kind, x.addend == y.addend else { return false }
+            let equal: Bool = switch (x.target, y.target) {
+            case (.function(let i), .function(let j)), (.stub(let i), .stub(let j)):
+                aModule.functions[i].name == bModule.functions[j].name
+            case (.data(let i), .data(let j)), (.threadLocal(let i), .threadLocal(let j)):
+                aModule.data[i].name == bModule.data[j].name
+            case (.external(let m), .external(let n)), (.callSlot(let m), .callSlot(let n)),
+                 (.addressSlot(let m), .addressSlot(let n)):
+                m == n
+            default:
+                false
             }
-            return NamedRecord(offset: relocation.offset, kind: relocation.kind, target: target, addend: relocation.addend)
+            guard equal else { return false }
         }
+        return true
     }
 }
