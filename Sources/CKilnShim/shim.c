@@ -158,6 +158,16 @@ int kiln_pthread_create(pthread_t *thread, const pthread_attr_t *attributes, voi
     return status;
 }
 
+// glibc's atexit lives in libc_nonshared.a, not in libc.so, so dlsym cannot find it;
+// this one is linked into Kiln and registers the handler the same way.
+static int kiln_atexit(void (*handler)(void)) {
+    return atexit(handler);
+}
+
+const void *kiln_atexit_entry(void) {
+    return (const void *)kiln_atexit;
+}
+
 const void *kiln_pthread_create_entry(void) {
     return (const void *)kiln_pthread_create;
 }

@@ -180,7 +180,9 @@ final class CrateState: CustomStringConvertible {
         guard let index = functionIndex(named: "main"), module.functions[index].isExported else {
             throw .noMain(module: name)
         }
-        return Self.callMain(try stub(ofFunction: index), arguments: arguments, environment: environment)
+        let status = Self.callMain(try stub(ofFunction: index), arguments: arguments, environment: environment)
+        loader.keepUntilExit()
+        return status
     }
 
     /// Calls a C `main` at `entry`; see `runMain`.

@@ -26,6 +26,8 @@ extension Loader {
             ThreadLocalData.addressSymbol: ThreadLocalData.entryAddress,
             // Threads started by generated code are known before they run any of it.
             "pthread_create": UInt(bitPattern: kiln_pthread_create_entry()),
+            // Not in libc.so (glibc keeps it in libc_nonshared.a), so dlsym cannot find it.
+            "atexit": UInt(bitPattern: kiln_atexit_entry()),
         ]
     }
 

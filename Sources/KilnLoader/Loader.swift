@@ -81,6 +81,8 @@ public final class Loader {
     var pendingReloads: [PendingReload] = []
     /// Set by `requestCompaction`, cleared by the compaction at the next runtime entry.
     var compactionRequested = false
+    /// Set once `keepUntilExit` has made the loader immortal.
+    private var isKeptUntilExit = false
     /// This loader's name in the C shim's registry of threads: a serial number, never reused.
     let threadToken: UnsafeRawPointer
     var routines: RuntimeRoutines!
@@ -124,6 +126,17 @@ public final class Loader {
     deinit {
         kiln_loader_gone(threadToken)
         for library in libraries.reversed() { System.closeLibrary(library.handle) }
+    }
+
+    /// Keeps this loader, and so its code, mapped until the process exits: a program's
+    /// `main` may have handed C code pointers that run at exit (atexit, on_exit, the
+    /// destructors of thread-local storage), after the host has let the loader go.
+    public func keepUntilExit() {
+        lock.locked {
+            guard !isKeptUntilExit else { return }
+            isKeptUntilExit = true
+            _ = Unmanaged.passRetained(self)  // a reference nothing releases: on purpose
+        }
     }
 
     /// Serial numbers of loaders (see `threadToken`).

@@ -210,9 +210,9 @@ public enum TestRunner {
         let outputPath = directory + "/stdout"
         let status = try System.withStandardOutput(redirectedTo: outputPath) {
             // The crate (and with it the loader and its code) must outlive the call.
-            withExtendedLifetime(loaded) {
-                CrateState.callMain(entry, arguments: [path] + programArguments, environment: nil)
-            }
+            let status = CrateState.callMain(entry, arguments: [path] + programArguments, environment: nil)
+            loaded.loader.keepUntilExit()  // exit handlers the program registered still need its code
+            return status
         }
         let output = String(decoding: try System.readFile(outputPath), as: UTF8.self)
         if let expected = test.expectedOutput {

@@ -195,6 +195,37 @@ let mainCrate = """
         #expect(process.terminationStatus == 70)
     }
 
+    @Test func exitHandlersRunWhileTheCodeIsStillThere() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        // atexit is not in libc.so (glibc keeps it in libc_nonshared.a): Kiln provides it.
+        try """
+            function $bye() {
+            @start
+            	%r =w call $puts(l $byeText)
+            	ret
+            }
+            function $later(w %status, l %argument) {
+            @start
+            	%r =w call $puts(l $laterText)
+            	ret
+            }
+            export function w $main() {
+            @start
+            	%a =w call $atexit(l $bye)
+            	%b =w call $on_exit(l $later, l 0)
+            	%z =w call $puts(l $mainText)
+            	ret 3
+            }
+            data $byeText = { b "bye", b 0 }
+            data $laterText = { b "later", b 0 }
+            data $mainText = { b "main", b 0 }
+            """.write(toFile: directory + "/exit.ssa", atomically: true, encoding: .utf8)
+        let result = try runKiln(["run", directory + "/exit.ssa"])
+        #expect(result.output == "main\nlater\nbye\n", "\(result.error)")
+        #expect(result.status == 3)
+    }
+
     @Test func theCorpusPassesUnderCompactionStress() throws {
         let files = ProgramTests.conformanceFiles
         let result = try runKiln(["test", "--timeout", "60"] + files, environment: ["KILN_STRESS": "compact"])

@@ -40,6 +40,9 @@ int kiln_other_threads_in(const void *loader);
 /// its first runtime entry.
 const void *kiln_pthread_create_entry(void);
 
+/// What generated code gets for `atexit`, which glibc does not export from libc.so.
+const void *kiln_atexit_entry(void);
+
 // Thread-local data.
 //
 // Every thread-local data object of every loaded module gets a fixed offset
