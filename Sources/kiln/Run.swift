@@ -44,6 +44,9 @@ struct Run: ParsableCommand {
 
     /// The crates, the `--link` libraries, the flags, and the program's arguments.
     func split() throws -> (crates: [String], libraries: [String], stats: Bool, watch: Bool, program: [String]) {
+        // The arguments are captured whole (the program's own options must pass through),
+        // so a leading --help has to be recognised here.
+        if let first = arguments.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
         var crates: [String] = []
         var remaining = arguments[...]
         while let first = remaining.first, isCrateFile(first) {

@@ -117,5 +117,13 @@ private func temporaryFile(_ text: String) throws -> String {
         #expect(sub.status == 0)
         #expect(sub.out.contains("check"))
         #expect(sub.out.contains("--print"))
+        // Every subcommand answers --help, `run` too, whose arguments pass through to the program.
+        for (command, mentions) in [("run", "--watch"), ("build", "--output"), ("dis", "TOC"), ("compile", "--times"), ("test", "passed")] {
+            for flag in ["--help", "-h"] {
+                let help = try kiln([command, flag])
+                #expect(help.status == 0, "kiln \(command) \(flag): \(help.err)")
+                #expect(help.out.contains(mentions), "kiln \(command) \(flag)")
+            }
+        }
     }
 }
