@@ -146,13 +146,12 @@ public struct Relocation: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// The bytes to store in the field, little-endian; see `fieldValue`.
-    public func fieldBytes(targetValue: UInt64, fieldAddress: UInt64) throws(Failure) -> [UInt8] {
-        littleEndian(try fieldValue(targetValue: targetValue, fieldAddress: fieldAddress), count: kind.size)
-    }
 }
 
-@inline(__always)
-func littleEndian(_ value: UInt64, count: Int) -> [UInt8] {
-    (0..<count).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) }
+/// A symbol name as it is outside the IL: the quotes of a quoted name dropped
+/// (`"foo.bar"` → `foo.bar`). Names without quotes (nearly all) come back as they are.
+public func unquoted(_ name: String) -> String {
+    let bytes = name.utf8
+    guard bytes.first == 0x22, bytes.last == 0x22, bytes.count >= 2 else { return name }
+    return String(name.dropFirst().dropLast())
 }

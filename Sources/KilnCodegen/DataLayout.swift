@@ -25,7 +25,7 @@ struct SymbolTable {
     func target(_ name: Name, in module: Module) -> RelocationTarget {
         if let index = functions[name] { return .function(index) }
         if let index = data[name] { return threadData.contains(name) ? .threadLocal(index) : .data(index) }
-        return .external(linkName(module.text(name)))
+        return .external(unquoted(module.text(name)))
     }
 }
 
@@ -36,12 +36,6 @@ extension RelocationTarget {
         if case .function(let index) = self { return .stub(index) }
         return self
     }
-}
-
-/// The name a symbol has outside Kiln: quoted names lose their quotes.
-func linkName(_ text: String) -> String {
-    if text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") { return String(text.dropFirst().dropLast()) }
-    return text
 }
 
 /// Lays out one data definition.

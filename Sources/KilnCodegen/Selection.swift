@@ -51,7 +51,7 @@ struct Selector {
         self.module = module
         self.function = function
         self.symbols = symbols
-        machine = MachineFunction(name: linkName(module.text(function.name)), isExported: function.linkage.isExport,
+        machine = MachineFunction(name: unquoted(module.text(function.name)), isExported: function.linkage.isExport,
                                   blocks: [], location: function.location)
         registerOfTemp = Array(repeating: -1, count: function.temps.count)
         uses = Array(repeating: 0, count: function.temps.count)

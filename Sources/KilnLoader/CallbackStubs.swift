@@ -15,6 +15,8 @@
 // (RuntimeRoutines), which reports the function by name instead of jumping
 // into freed memory.
 
+import KilnCode
+
 /// One function identity's stub.
 final class CallbackStub {
     let address: UInt
@@ -43,8 +45,6 @@ struct CallbackStubs {
     private(set) var byAddress: [UInt: CallbackStub] = [:]
     /// The stubs of each crate name (so a crate's stubs are found without a scan of all).
     private(set) var byCrate: [String: [CallbackStub]] = [:]
-
-    var all: Dictionary<Identity, CallbackStub>.Values { byIdentity.values }
 
     func stub(crate: String, function: String) -> CallbackStub? {
         byIdentity[Identity(crate: crate, function: function)]
@@ -113,11 +113,6 @@ extension Loader {
             stub.block = block
             routines.writeStub(stub, in: heap)
         }
-    }
-
-    /// Re-points every stub at its block's current entry (after compaction).
-    func repointStubs() {
-        for stub in stubs.all where stub.block != nil { routines.writeStub(stub, in: heap) }
     }
 
     /// Frees a stub the host obtained (`CrateState.stub(ofFunction:)`) and no longer needs;

@@ -141,11 +141,6 @@ extension Loader {
     /// move or be freed (see FrameWalker.swift).
     var isAlone: Bool { kiln_other_threads_in(threadToken) == 0 }
 
-    /// The stack scan for a compaction, reload or collection on the calling thread.
-    func scanStacks(framePointer: UInt?, low: UInt) -> StackScan {
-        heap.scanStack(framePointer: framePointer, low: low)
-    }
-
     // MARK: Lazy binding
 
     /// Called by the resolver routine for a call through the call slot at `slot`, with the

@@ -14,6 +14,8 @@
 // Only the calling thread's stack is seen, so nothing is freed while another
 // living thread has entered the loader's runtime (`isAlone`).
 
+import KilnCode
+
 extension Loader {
     /// Frees unreachable code now, scanning the calling thread's stack conservatively.
     /// Returns the number of blocks freed.
@@ -23,7 +25,7 @@ extension Loader {
         defer { lock.unlock() }
         var marker = 0
         let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
-        return collectCode(scan: scanStacks(framePointer: nil, low: low))
+        return collectCode(scan: heap.scanStack(framePointer: nil, low: low))
     }
 
     /// Frees the blocks of retired versions that nothing in `scan` or in live code reaches.
@@ -106,7 +108,7 @@ extension Loader {
         defer { lock.unlock() }
         var marker = 0
         let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
-        let (_, reasons) = reachableBlocks(scan: scanStacks(framePointer: nil, low: low), explaining: true)
+        let (_, reasons) = reachableBlocks(scan: heap.scanStack(framePointer: nil, low: low), explaining: true)
         return heap.blocks.map { ($0, reasons[$0.id] ?? "unreachable: freed at the next collection") }
     }
 
@@ -142,6 +144,6 @@ extension Loader {
         repointStubs(of: crate)
         var marker = 0
         let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
-        _ = collectCode(scan: scanStacks(framePointer: nil, low: low))
+        _ = collectCode(scan: heap.scanStack(framePointer: nil, low: low))
     }
 }

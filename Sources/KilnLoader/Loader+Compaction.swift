@@ -63,7 +63,7 @@ extension Loader {
             report.topAfter = report.topBefore
             return report
         }
-        let scan = scanStacks(framePointer: framePointer, low: low)
+        let scan = heap.scanStack(framePointer: framePointer, low: low)
         for block in scan.pinned { block.isPinned = true }
         defer { for block in scan.pinned { block.isPinned = false } }
         report.blocksPinned = scan.pinned.count

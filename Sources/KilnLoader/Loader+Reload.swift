@@ -154,7 +154,7 @@ extension Loader {
         report.crate = crate.name
         report.version = old.number + 1
 
-        let scan = scanStacks(framePointer: framePointer, low: low)
+        let scan = heap.scanStack(framePointer: framePointer, low: low)
         // With another thread in the runtime any block may be running: none is rewritten.
         let busy = isAlone ? Set(scan.frames.map(\.block.id) + scan.pinned.map(\.id)) : Set(heap.blocks.map(\.id))
         let plan = ReloadPlan(old: old, new: module, busy: busy)

@@ -459,11 +459,3 @@ public final class Loader {
         return z ^ (z >> 31)
     }
 }
-
-/// Strips the quotes of a quoted IL name: `"foo.bar"` → `foo.bar`. Names without quotes
-/// (nearly all) come back as they are, without a copy.
-func unquoted(_ name: String) -> String {
-    let bytes = name.utf8
-    guard bytes.first == 0x22, bytes.last == 0x22, bytes.count >= 2 else { return name }
-    return String(name.dropFirst().dropLast())
-}

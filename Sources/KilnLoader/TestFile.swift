@@ -21,9 +21,11 @@
 //                      jmp *(%r11)
 //
 // The driver links against NAME; after loading the module the runner stores
-// the function's address in kiln_slot_NAME (found with dlsym). r11 is free at
+// the function's callback stub (which stays valid when the code moves) in kiln_slot_NAME (found with dlsym). r11 is free at
 // a call boundary in the SysV ABI (the PLT uses it the same way). Symbols are
 // quoted in the assembly, so names such as `"foo.bar"` work too.
+
+import KilnCode
 
 /// The parts of a test file: IL text with an optional C driver and expected output.
 public struct TestFile: Sendable, Equatable {

@@ -208,8 +208,3 @@ extension StringProtocol {
         String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
     }
 }
-
-/// A symbol name without the quotes of a quoted IL name.
-func unquoted(_ name: String) -> String {
-    name.count >= 2 && name.hasPrefix("\"") && name.hasSuffix("\"") ? String(name.dropFirst().dropLast()) : name
-}

@@ -62,6 +62,8 @@ let helperSource = """
         let after = loader.codeBlocks.map(\.entry)
         #expect(after != before)
         #expect(loader.codeBlocks.allSatisfy { $0.moves == 1 })
+        // Each moved block's header moved with it and still names it.
+        #expect(loader.heap.checkHeaders())
         // Blocks are packed from the bottom of the heap after a slide.
         let first = try #require(loader.codeBlocks.first)
         #expect(first.entry == loader.regionRange.lowerBound + 16)
@@ -165,6 +167,7 @@ let helperSource = """
         #expect(loader.statistics.runtimeEntries == 50)
         #expect(loader.statistics.compactions == 50)
         for block in loader.codeBlocks { #expect(block.moves >= 49, "\(block) moved \(block.moves) times") }
+        #expect(loader.heap.checkHeaders())
     }
 
     @Test func codeStaysPutWhileAnotherThreadRunsIt() throws {

@@ -214,7 +214,7 @@ let mainSource = """
                 refused += 1
             }
         }
-        #expect(loaded + refused == 3000)
+        #expect(refused > 0, "no damaged file was refused; the mutations are not damaging anything")
         #expect(loaded > 0, "no damaged file got past the decoder; the test is not testing the loader")
         #expect(loader.loadedCrates.isEmpty && loader.heapUsage.code == 0)
     }
