@@ -62,6 +62,11 @@ struct CallbackStubs {
         byCrate[stub.crateName]?.removeAll { $0 === stub }
     }
 
+    /// Calls `body` with every stub that jumps to a function. Allocates nothing.
+    func forEachLive(_ body: (CallbackStub) -> Void) {
+        for stub in byAddress.values where stub.block != nil { body(stub) }
+    }
+
     /// The stubs of the crate called `name`.
     func stubs(ofCrate name: String) -> [CallbackStub] { byCrate[name] ?? [] }
 
@@ -69,7 +74,7 @@ struct CallbackStubs {
     func markDead(crate: String, routines: RuntimeRoutines, heap: CodeHeap) {
         for stub in stubs(ofCrate: crate) where stub.block != nil {
             stub.block = nil
-            routines.writeStub(stub, in: heap)
+            routines.writeStub(at: stub.address, target: nil, in: heap)
         }
     }
 }
@@ -90,7 +95,7 @@ extension Loader {
         if let stub = stubs.stub(crate: crate.name, function: unquoted(name)) {
             if stub.block !== block {
                 stub.block = block
-                routines.writeStub(stub, in: heap)
+                routines.writeStub(at: stub.address, target: stub.block?.entry, in: heap)
             }
             stub.isUsedByCode = stub.isUsedByCode || forCode
             return stub.address
@@ -98,7 +103,7 @@ extension Loader {
         let stub = CallbackStub(address: try heap.allocateFixed(16), crateName: crate.name, functionName: unquoted(name))
         stub.block = block
         stub.isUsedByCode = forCode
-        routines.writeStub(stub, in: heap)
+        routines.writeStub(at: stub.address, target: stub.block?.entry, in: heap)
         stubs.add(stub)
         return stub.address
     }
@@ -111,7 +116,7 @@ extension Loader {
             // Written when the target changed, and for a live stub also when its block
             // moved (compaction), which the identity check cannot see.
             stub.block = block
-            routines.writeStub(stub, in: heap)
+            routines.writeStub(at: stub.address, target: stub.block?.entry, in: heap)
         }
     }
 

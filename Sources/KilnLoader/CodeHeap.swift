@@ -55,8 +55,13 @@ public final class CodeBlock: CustomStringConvertible {
     unowned var version: CrateVersion?
     /// How many times compaction has moved the block.
     public internal(set) var moves = 0
-    /// Set while a compaction must leave the block in place.
-    var isPinned = false
+    /// Never moves: the function calls the setjmp family, so a `jmp_buf` somewhere may
+    /// hold a return address into it (RootScan.swift).
+    var isFixed = false
+    /// The scan that last found a conservative root into the block (RootScan's epoch).
+    var pinEpoch: UInt64 = 0
+    /// The scan that last found a precise frame running in the block.
+    var frameEpoch: UInt64 = 0
     /// Whether the block has been freed.
     public internal(set) var isFreed = false
 

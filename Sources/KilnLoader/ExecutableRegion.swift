@@ -45,7 +45,7 @@ public struct ExecutableRegion: ~Copyable {
         precondition(size > 0 && size <= 1 << 31 && size % (1 << 17) == 0,
                      "region size \(size) must be a positive multiple of 128 KiB, at most 2 GiB")
         let half = size / 2
-        let reservation = try System.reserve(size)
+        let reservation = try System.reserveUnused(size)
         let alias: UnsafeMutableRawPointer
         do {
             alias = try System.reserve(half)

@@ -71,7 +71,7 @@ public enum Host {
 
     /// Sleeps for `milliseconds`.
     public static func sleep(milliseconds: Int) {
-        _ = usleep(useconds_t(milliseconds * 1000))
+        System.sleep(microseconds: milliseconds * 1000)
     }
 
     /// Runs `body` on a new detached POSIX thread (for watchers that live as long as the

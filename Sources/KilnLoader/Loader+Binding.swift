@@ -24,8 +24,6 @@ extension Loader {
     public static var runtimeSymbols: [String: UInt] {
         [
             ThreadLocalData.addressSymbol: ThreadLocalData.entryAddress,
-            // Threads started by generated code are known before they run any of it.
-            "pthread_create": UInt(bitPattern: kiln_pthread_create_entry()),
             // Not in libc.so (glibc keeps it in libc_nonshared.a), so dlsym cannot find it.
             "atexit": UInt(bitPattern: kiln_atexit_entry()),
         ]
@@ -135,11 +133,20 @@ extension Loader {
         }
     }
 
-    // MARK: Threads
+    /// Functions that return twice: a `jmp_buf` (or `ucontext_t`) they fill holds a return
+    /// address into their caller, mangled and stored where no scan finds it, so a function
+    /// that calls one of them never moves (`CodeBlock.isFixed`).
+    static let returnsTwice: Set<String> = [
+        "setjmp", "_setjmp", "__setjmp", "sigsetjmp", "__sigsetjmp", "savectx", "vfork", "getcontext",
+    ]
 
-    /// Whether no other living thread has entered this loader's runtime: only then may code
-    /// move or be freed (see FrameWalker.swift).
-    var isAlone: Bool { kiln_other_threads_in(threadToken) == 0 }
+    /// Whether `function` calls (or takes the address of) a function that returns twice.
+    static func callsReturnsTwice(_ function: CodeObject) -> Bool {
+        function.relocations.contains { record in
+            guard let name = record.target.importedName else { return false }
+            return returnsTwice.contains(unquoted(name))
+        }
+    }
 
     // MARK: Lazy binding
 
@@ -150,11 +157,9 @@ extension Loader {
         lock.lock()
         defer { lock.unlock() }
         statistics.runtimeEntries += 1
-        kiln_thread_entered(threadToken)
         guard let (crate, version, index) = callSlotOwners[slot] else {
             fail("internal error: the resolver was entered for 0x\(String(slot, radix: 16)), which is no call slot")
         }
-        if !pendingReloads.isEmpty { applyPendingReloads(framePointer: framePointer) }
         if compactionRequested {
             compactionRequested = false
             compact(framePointer: framePointer, stress: false)

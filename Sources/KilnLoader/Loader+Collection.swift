@@ -11,8 +11,8 @@
 // roots of their own. Everything else of a retired version — blocks, and once
 // its last block is gone its TOC, resolver stubs and the data it still owns —
 // is freed, and a crate that was unloaded disappears with its last version.
-// Only the calling thread's stack is seen, so nothing is freed while another
-// living thread has entered the loader's runtime (`isAlone`).
+// The stacks and registers of every thread are scanned (RootScan.swift); when
+// some thread could not be examined, nothing is freed.
 
 import KilnCode
 
@@ -25,14 +25,19 @@ extension Loader {
         defer { lock.unlock() }
         var marker = 0
         let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
-        return collectCode(scan: heap.scanStack(framePointer: nil, low: low))
+        return collectCode(framePointer: nil, low: low)
+    }
+
+    /// Frees the blocks of retired versions that no thread and no live code reaches.
+    func collectCode(framePointer: UInt?, low: UInt) -> Int {
+        guard !unloadedCrates.isEmpty || crates.contains(where: { !$0.retired.isEmpty }) else { return 0 }
+        return collectCode(scan: scanAllThreads(framePointer: framePointer, low: low))
     }
 
     /// Frees the blocks of retired versions that nothing in `scan` or in live code reaches.
-    func collectCode(scan: StackScan) -> Int {
-        // Another thread may be running retired code that no stack here shows: keep it all
-        // until this thread is alone again.
-        guard isAlone else { return 0 }
+    func collectCode(scan: RootScan) -> Int {
+        // A thread that could not be examined may be running any retired code.
+        guard scan.isComplete else { return 0 }
         let marked = reachableBlocks(scan: scan, explaining: false).ids
         var freed = 0
         for crate in crates + unloadedCrates {
@@ -52,7 +57,7 @@ extension Loader {
     }
 
     /// The blocks that are alive, with the first reason found for each.
-    func reachableBlocks(scan: StackScan, explaining: Bool) -> (ids: Set<UInt32>, reasons: [UInt32: String]) {
+    func reachableBlocks(scan: RootScan, explaining: Bool) -> (ids: Set<UInt32>, reasons: [UInt32: String]) {
         var marked = Set<UInt32>()
         var reasons: [UInt32: String] = [:]
         var work: [CodeBlock] = []
@@ -108,7 +113,7 @@ extension Loader {
         defer { lock.unlock() }
         var marker = 0
         let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
-        let (_, reasons) = reachableBlocks(scan: heap.scanStack(framePointer: nil, low: low), explaining: true)
+        let (_, reasons) = reachableBlocks(scan: scanAllThreads(framePointer: nil, low: low), explaining: true)
         return heap.blocks.map { ($0, reasons[$0.id] ?? "unreachable: freed at the next collection") }
     }
 
@@ -144,6 +149,6 @@ extension Loader {
         repointStubs(of: crate)
         var marker = 0
         let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
-        _ = collectCode(scan: heap.scanStack(framePointer: nil, low: low))
+        _ = collectCode(framePointer: nil, low: low)
     }
 }

@@ -32,8 +32,8 @@ extension Loader {
         /// The end of the highest block before and after, as offsets into the code half.
         public var topBefore = 0
         public var topAfter = 0
-        /// Nothing moved because another living thread has entered the loader's runtime
-        /// and might be running the code (see FrameWalker.swift).
+        /// Nothing moved because some thread could not be stopped and examined (it blocks
+        /// the suspension signal); the compaction runs at the next runtime entry instead.
         public var skippedForThreads = false
     }
 
@@ -55,21 +55,33 @@ extension Loader {
         compact(framePointer: framePointer, low: framePointer, stress: stress)
     }
 
-    private func compact(framePointer: UInt?, low: UInt, stress: Bool) -> CompactionReport {
+    func compact(framePointer: UInt?, low: UInt, stress: Bool) -> CompactionReport {
         var report = CompactionReport()
         report.topBefore = heap.movable.top
-        guard isAlone else {
-            report.skippedForThreads = true
-            report.topAfter = report.topBefore
-            return report
+        withStoppedWorld(framePointer: framePointer, low: low) { roots in
+            guard roots.isComplete else {
+                // Some thread may be running any code: nothing moves now, and the
+                // compaction waits for the next runtime entry that can stop everyone.
+                report.skippedForThreads = true
+                report.topAfter = report.topBefore
+                compactionRequested = true
+                return
+            }
+            move(roots, stress: stress, report: &report)
         }
-        let scan = heap.scanStack(framePointer: framePointer, low: low)
-        for block in scan.pinned { block.isPinned = true }
-        defer { for block in scan.pinned { block.isPinned = false } }
-        report.blocksPinned = scan.pinned.count
+        if !stress { heap.releaseFreePages() }
+        statistics.compactions += report.skippedForThreads ? 0 : 1
+        statistics.compactionsDeferred += report.skippedForThreads ? 1 : 0
+        statistics.blocksMoved += report.blocksMoved
+        statistics.returnAddressesPatched += report.returnAddressesPatched
+        return report
+    }
 
+    /// Moves the blocks, with every other thread stopped.
+    private func move(_ roots: RootScan, stress: Bool, report: inout CompactionReport) {
+        report.blocksPinned = roots.pinned.count
         let evacuate = stress && statistics.compactions % 2 == 0
-        let plan = evacuate ? (evacuationPlan() ?? slidingPlan()) : slidingPlan()
+        let plan = evacuate ? (evacuationPlan(roots) ?? slidingPlan(roots)) : slidingPlan(roots)
         for (block, newEntry) in plan where newEntry != block.entry {
             let header = UInt(CodeHeap.headerSize)
             let source = heap.region.writableAlias(of: block.entry - header)
@@ -87,26 +99,76 @@ extension Loader {
         let top = heap.codeBase + UInt(heap.movable.top)
         let highestUsed = heap.codeBase + UInt(max(report.topBefore, heap.movable.top))
         heap.fill(top..<highestUsed, with: 0xCC)
-        if !stress { heap.releaseFreePages() }
 
         relinkAfterMoves()
-        for frame in scan.frames {
+        for frame in roots.frames {
             UnsafeMutableRawPointer(bitPattern: frame.slot)!.storeBytes(of: frame.block.entry + frame.offset, as: UInt.self)
         }
-        report.returnAddressesPatched = scan.frames.count
+        report.returnAddressesPatched = roots.frames.count
         report.topAfter = heap.movable.top
-        statistics.compactions += 1
-        statistics.blocksMoved += report.blocksMoved
-        statistics.returnAddressesPatched += report.returnAddressesPatched
-        return report
+    }
+
+    /// Runs `body` with a scan of every thread's references to code, the other threads
+    /// stopped until it returns (see World.swift: `body` must not allocate). When the
+    /// threads cannot be stopped, `body` runs with an incomplete scan and must change no code.
+    ///
+    /// Quiet threads (blocked in the kernel with the signal blocked) are not stopped: while
+    /// `body` runs, every callback stub leads to the gate instead of its function, so a
+    /// quiet thread that wakes and calls one waits there; and a quiet thread that has run
+    /// since the scan makes it incomplete.
+    func withStoppedWorld<R>(framePointer: UInt?, low: UInt, _ body: (RootScan) -> R) -> R {
+        roots.begin(blockCount: heap.blocks.count)
+        roots.scanOwnStack(heap, framePointer: framePointer, low: low)
+        let ownPins = roots.pinned.count
+        var attempt = 0
+        while true {
+            guard let world = World.stop() else {
+                roots.giveUp()
+                return body(roots)
+            }
+            roots.scanStoppedThreads(heap, world)
+            let gated = world.quiet > 0
+            if gated {
+                stubs.forEachLive { routines.writeStub(at: $0.address, target: nil, gated: true, in: heap) }
+                for index in 0..<world.count where world.isQuiet(index) && !world.isStillQuiet(index) { roots.giveUp() }
+            }
+            attempt += 1
+            // A thread that blocks the signal and was running, or woke, is often busy for a
+            // moment only (a test runner's bookkeeping): try a few more times.
+            if !roots.isComplete && attempt < World.attempts {
+                if gated { stubs.forEachLive { routines.writeStub(at: $0.address, target: $0.block!.entry, in: heap) } }
+                world.resume()
+                roots.forgetOtherThreads(keeping: ownPins)
+                System.sleep(microseconds: 200 * attempt)
+                continue
+            }
+            return finish(world, gated: gated, body)
+        }
+    }
+
+    private func finish<R>(_ world: consuming StoppedWorld, gated: Bool, _ body: (RootScan) -> R) -> R {
+        let result = body(roots)
+        if gated {
+            stubs.forEachLive { routines.writeStub(at: $0.address, target: $0.block!.entry, in: heap) }
+        }
+        world.resume()
+        return result
+    }
+
+    /// Scans every thread's references to code at one moment (the other threads are
+    /// stopped only for the scan). Enough for deciding what is unreachable: a block that
+    /// no thread and no live code reaches now cannot be reached later.
+    @discardableResult
+    func scanAllThreads(framePointer: UInt?, low: UInt) -> RootScan {
+        withStoppedWorld(framePointer: framePointer, low: low) { $0 }
     }
 
     /// New entries that slide every unpinned block down, in address order.
-    private func slidingPlan() -> [(CodeBlock, UInt)] {
+    private func slidingPlan(_ roots: RootScan) -> [(CodeBlock, UInt)] {
         var plan: [(CodeBlock, UInt)] = []
         var cursor = heap.codeBase
         for block in heap.blocks {
-            if block.isPinned {
+            if block.isFixed || roots.isPinned(block) {
                 cursor = max(cursor, block.extent.upperBound)
                 continue
             }
@@ -117,10 +179,10 @@ extension Loader {
     }
 
     /// New entries above the highest block for every unpinned block, or nil when they do not fit.
-    private func evacuationPlan() -> [(CodeBlock, UInt)]? {
+    private func evacuationPlan(_ roots: RootScan) -> [(CodeBlock, UInt)]? {
         var plan: [(CodeBlock, UInt)] = []
         var cursor = heap.codeBase + UInt(heap.movable.top)
-        for block in heap.blocks where !block.isPinned {
+        for block in heap.blocks where !block.isFixed && !roots.isPinned(block) {
             plan.append((block, cursor + UInt(CodeHeap.headerSize)))
             cursor += UInt(block.extent.count)
         }

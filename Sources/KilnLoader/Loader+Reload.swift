@@ -21,11 +21,8 @@
 //      blocks stay alive through their return addresses), new calls enter the
 //      new code; the code collector frees what nothing reaches.
 //
-// From another thread, `requestReload` queues the module and unbinds every
-// bound call slot, so the program's next call through any TOC enters the
-// runtime, where the reload is applied on the program's own thread (its stack
-// is then walked precisely). A program busy in a loop that calls C functions
-// therefore takes the reload at its next C call.
+// A reload may come from any thread: every other thread is stopped while code
+// changes (World.swift), and what their stacks hold keeps the old code alive.
 
 import KilnCode
 
@@ -58,19 +55,19 @@ extension Loader {
         }
     }
 
-    /// A reload waiting for the program's next entry into the runtime.
-    struct PendingReload {
-        let crate: String
-        let module: CompiledModule
-        let completion: (Result<ReloadReport, LoadError>) -> Void
-    }
-
-    /// Reloads `crate` from `module` now, on the calling thread, which must be the only one
-    /// running the loader's code (frames of generated code on this stack are found
-    /// conservatively). Throws, changing nothing, when the new version cannot be linked.
+    /// Reloads `crate` from `module` now, on the calling thread (any thread: every other
+    /// thread is stopped while code changes, and a call in progress anywhere keeps its old
+    /// code). Throws, changing nothing, when the new version cannot be linked.
     @discardableResult
     public func reload(_ crate: Crate, with module: CompiledModule) throws(LoadError) -> ReloadReport {
         try reload(crate.state, with: module)
+    }
+
+    /// Reloads the crate called `name`; see `reload(_:with:)`.
+    @discardableResult
+    public func reload(crateNamed name: String, with module: CompiledModule) throws(LoadError) -> ReloadReport {
+        guard let crate = lock.locked({ crateByName[name] }) else { throw .notLoaded(name) }
+        return try reload(crate, with: module)
     }
 
     func reload(_ crate: CrateState, with module: CompiledModule) throws(LoadError) -> ReloadReport {
@@ -81,26 +78,16 @@ extension Loader {
         return try reload(crate, module, framePointer: nil, low: low)
     }
 
-    /// Queues a reload of the crate called `name` for the program's next entry into the
-    /// runtime and makes that entry come soon (every bound call slot is unbound). Safe
-    /// from any thread; `completion` runs on the thread that applies the reload.
-    public func requestReload(
-        crateNamed name: String, with module: CompiledModule,
-        completion: @escaping (Result<ReloadReport, LoadError>) -> Void
-    ) {
-        lock.lock()
-        defer { lock.unlock() }
-        pendingReloads.append(PendingReload(crate: name, module: module, completion: completion))
-        unbindAllCallSlots()
-    }
-
-    /// Asks for a compaction at the program's next entry into the runtime (see
-    /// `requestReload`). Safe from any thread.
+    /// Compacts the code heap now if every thread can be stopped; otherwise at the next
+    /// entry into the runtime that can (every call slot is unbound so that one comes soon).
+    /// Safe from any thread.
     public func requestCompaction() {
         lock.lock()
         defer { lock.unlock() }
-        compactionRequested = true
-        unbindAllCallSlots()
+        var marker = 0
+        let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
+        compactionRequested = false
+        if compact(framePointer: nil, low: low, stress: false).skippedForThreads { unbindAllCallSlots() }
     }
 
     /// Points every call slot back at its resolver stub, keeping what it was bound to, so
@@ -115,36 +102,6 @@ extension Loader {
         }
     }
 
-    /// Applies queued reloads now, from the host (see `reload(_:with:)` for the conditions).
-    public func applyPendingReloads() {
-        lock.lock()
-        defer { lock.unlock() }
-        var marker = 0
-        let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
-        applyPendingReloads(framePointer: nil, low: low)
-    }
-
-    /// Applies queued reloads from a runtime entry.
-    func applyPendingReloads(framePointer: UInt) {
-        applyPendingReloads(framePointer: framePointer, low: framePointer)
-    }
-
-    private func applyPendingReloads(framePointer: UInt?, low: UInt) {
-        let queued = pendingReloads
-        pendingReloads = []
-        for request in queued {
-            guard let crate = crateByName[request.crate] else {
-                request.completion(.failure(.notLoaded(request.crate)))
-                continue
-            }
-            do {
-                request.completion(.success(try reload(crate, request.module, framePointer: framePointer, low: low)))
-            } catch {
-                request.completion(.failure(error))
-            }
-        }
-    }
-
     func reload(_ crate: CrateState, _ newModule: CompiledModule, framePointer: UInt?, low: UInt) throws(LoadError) -> ReloadReport {
         guard let old = crate.current, crateByName[crate.name] === crate else { throw .notLoaded(crate.name) }
         var module = newModule
@@ -154,9 +111,27 @@ extension Loader {
         report.crate = crate.name
         report.version = old.number + 1
 
-        let scan = heap.scanStack(framePointer: framePointer, low: low)
-        // With another thread in the runtime any block may be running: none is rewritten.
-        let busy = isAlone ? Set(scan.frames.map(\.block.id) + scan.pinned.map(\.id)) : Set(heap.blocks.map(\.id))
+        let outcome: Result<ReloadReport, LoadError> = withStoppedWorld(framePointer: framePointer, low: low) { roots in
+            do throws(LoadError) {
+                return .success(try reload(crate, module, from: old, roots: roots, report: report))
+            } catch {
+                return .failure(error)
+            }
+        }
+        report = try outcome.get()
+        report.blocksFreed = collectCode(framePointer: framePointer, low: low)
+        statistics.reloads += 1
+        return report
+    }
+
+    private func reload(
+        _ crate: CrateState, _ module: CompiledModule, from old: CrateVersion, roots: RootScan, report: ReloadReport
+    ) throws(LoadError) -> ReloadReport {
+        var report = report
+        // A block that some thread runs in, or any block when a thread could not be
+        // examined, is never rewritten in place.
+        var busy = Set<UInt32>()
+        for block in heap.blocks where !roots.isComplete || roots.isBusy(block) { busy.insert(block.id) }
         let plan = ReloadPlan(old: old, new: module, busy: busy)
         report.functionsUnchanged = plan.kept.count
         report.functionsChanged = plan.changed
@@ -182,8 +157,6 @@ extension Loader {
         if tocKept { takeOverTOC(of: old, into: version) }
         report.tocKept = tocKept
         try commit(version, of: crate, replacing: old, plan: plan, tocKept: tocKept, report: &report)
-        report.blocksFreed = collectCode(scan: scan)
-        statistics.reloads += 1
         return report
     }
 

@@ -77,14 +77,12 @@ public final class Loader {
     var stubs = CallbackStubs()
     /// Unloaded crates whose code may still run (calls in progress); dropped when collected.
     var unloadedCrates: [CrateState] = []
-    /// Reloads queued by `requestReload`, applied at the next runtime entry.
-    var pendingReloads: [PendingReload] = []
-    /// Set by `requestCompaction`, cleared by the compaction at the next runtime entry.
+    /// Set by a compaction that could not stop every thread: the next runtime entry tries again.
     var compactionRequested = false
     /// Set once `keepUntilExit` has made the loader immortal.
     private var isKeptUntilExit = false
-    /// This loader's name in the C shim's registry of threads: a serial number, never reused.
-    let threadToken: UnsafeRawPointer
+    /// What the threads' stacks and registers held of the code heap at the last scan.
+    let roots = RootScan()
     var routines: RuntimeRoutines!
     let lock = RuntimeLock()
     var placementState: UInt64
@@ -98,6 +96,8 @@ public final class Loader {
         /// Call slots bound.
         public var bindings = 0
         public var compactions = 0
+        /// Compactions put off because some thread could not be stopped and examined.
+        public var compactionsDeferred = 0
         /// Code blocks moved by compaction, in total.
         public var blocksMoved = 0
         /// Return addresses rewritten by compaction, in total.
@@ -117,14 +117,12 @@ public final class Loader {
         }
         self.options = options
         self.placementState = options.placementSeed ?? 0
-        self.threadToken = UnsafeRawPointer(bitPattern: Loader.serials.add(1, ordering: .relaxed).newValue)!
         routines = try RuntimeRoutines(heap: heap, context: Unmanaged.passUnretained(self).toOpaque())
         try link(library: "libm.so.6")
         for library in linkLibraries { try link(library: library) }
     }
 
     deinit {
-        kiln_loader_gone(threadToken)
         for library in libraries.reversed() { System.closeLibrary(library.handle) }
     }
 
@@ -138,9 +136,6 @@ public final class Loader {
             _ = Unmanaged.passRetained(self)  // a reference nothing releases: on purpose
         }
     }
-
-    /// Serial numbers of loaders (see `threadToken`).
-    private static let serials = Atomic<UInt>(0)
 
     /// Opens a shared object (RTLD_NOW | RTLD_GLOBAL) whose symbols later loads may use.
     /// It stays open for the life of the loader.
@@ -280,6 +275,7 @@ public final class Loader {
                 } else {
                     let block = try heap.allocateBlock(size: function.code.count, name: function.name, crate: nil,
                                                        functionIndex: index)
+                    block.isFixed = Self.callsReturnsTwice(function)
                     blocks.append(block)
                     fresh.append(block)
                 }

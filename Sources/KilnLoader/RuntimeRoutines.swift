@@ -11,6 +11,7 @@
 // return address and the rbp chain leads through every frame of generated
 // code above it: that is where compaction starts its walk.
 
+import CKilnShim
 import KilnX64
 
 /// The loader's fixed routines; see the file comment.
@@ -21,6 +22,9 @@ struct RuntimeRoutines {
     let deadStub: UInt
     /// `xor eax, eax; ret`: where runtime entries that return nothing go.
     let returnNothing: UInt
+    /// Entered from a gated callback stub with the stub's address in r11: waits until the
+    /// world resumes, then jumps back into the stub (see `Loader.withStoppedWorld`).
+    let gate: UInt
 
     init(heap: CodeHeap, context: UnsafeMutableRawPointer) throws(LoadError) {
         let bindEntry: @convention(c) (UnsafeMutableRawPointer?, UInt, UInt) -> UInt = { context, slot, frame in
@@ -71,6 +75,23 @@ struct RuntimeRoutines {
         let returnOffset = buffer.count
         buffer.alu(.xor, .b32, .rax, .rax)
         buffer.ret()
+        while buffer.count % 16 != 0 { buffer.int3() }
+
+        // The gate: like the resolver, it keeps every argument register.
+        let gateOffset = buffer.count
+        buffer.push(.rbp)
+        buffer.mov(.b64, .rbp, .rsp)
+        for register in saved { buffer.push(register) }
+        buffer.alu(.sub, .b64, .rsp, imm: 128)
+        buffer.alu(.and, .b64, .rsp, imm: -16)
+        for index in 0..<8 { buffer.movaps(Memory(base: .rsp, displacement: Int32(16 * index)), XMM(rawValue: UInt8(index))!) }
+        buffer.mov(.b64, .rax, imm: Int64(Int(bitPattern: unsafeBitCast(kiln_world_wait as @convention(c) () -> Void, to: UInt.self))))
+        buffer.call(.rax)
+        for index in 0..<8 { buffer.movaps(XMM(rawValue: UInt8(index))!, Memory(base: .rsp, displacement: Int32(16 * index))) }
+        buffer.lea(.b64, .rsp, Memory(base: .rbp, displacement: Int32(-8 * saved.count)))
+        for register in saved.reversed() { buffer.pop(register) }
+        buffer.pop(.rbp)
+        buffer.jmp(.r11)
 
         let bytes = buffer.bytes
         let base = try heap.allocateFixed(bytes.count)
@@ -78,41 +99,47 @@ struct RuntimeRoutines {
         resolver = base
         deadStub = base + UInt(deadOffset)
         returnNothing = base + UInt(returnOffset)
+        gate = base + UInt(gateOffset)
     }
 
     /// Makes the resolver stub of the call slot at `slot`: `lea r11, [rip + slot]; jmp resolver`.
     func makeResolverStub(for slot: UInt, in heap: CodeHeap) throws(LoadError) -> UInt {
         let cell = try heap.allocateFixed(16)
-        var bytes: [UInt8] = [0x4C, 0x8D, 0x1D] + rel32(from: cell + 7, to: slot)
-        bytes += [0xE9] + rel32(from: cell + 12, to: resolver)
-        bytes.withUnsafeBytes { heap.write($0, at: cell) }
+        let writable = heap.region.writableAlias(of: cell)
+        writable.storeBytes(of: Self.indirectJump(cell, through: slot) , as: UInt64.self)
+        writable.storeBytes(of: rel32(from: cell + 12, to: resolver), toByteOffset: 8, as: UInt32.self)
         return cell
     }
 
-    /// Writes a callback stub: `jmp rel32` to its block's entry, or the dead form
-    /// `lea r11, [rip - 7]; jmp deadStub` (see CallbackStubs.swift).
-    func writeStub(_ stub: CallbackStub, in heap: CodeHeap) {
-        let writable = heap.region.writableAlias(of: stub.address)
-        var first: [UInt8]
-        if let block = stub.block {
-            first = [0xE9] + rel32(from: stub.address + 5, to: block.entry) + [0xCC, 0xCC, 0xCC]
+    /// Writes a callback stub in one of its three forms: `jmp rel32` to `target` (live),
+    /// `lea r11, [rip - 7]; jmp deadStub` (dead: `target` nil), or the same to the gate
+    /// (gated, while the world is stopped). Allocates nothing: it runs in stopped worlds.
+    func writeStub(at address: UInt, target: UInt?, gated: Bool = false, in heap: CodeHeap) {
+        let writable = heap.region.writableAlias(of: address)
+        let word: UInt64
+        if let target, !gated {
+            // e9 rel32, then int3 int3 int3.
+            word = 0xE9 | UInt64(rel32(from: address + 5, to: target)) << 8 | 0xCCCC_CC00_0000_0000
         } else {
             // Bytes 8-11 (the jmp's rel32) first: nothing executes them while byte 0 still
-            // starts the live jump.
-            let tail = rel32(from: stub.address + 12, to: deadStub)
-            (writable + 8).copyMemory(from: tail, byteCount: 4)
-            first = [0x4C, 0x8D, 0x1D, 0xF9, 0xFF, 0xFF, 0xFF, 0xE9]
+            // starts the live jump, and both indirect forms pass r11 = the stub.
+            writable.storeBytes(of: rel32(from: address + 12, to: gated ? gate : deadStub), toByteOffset: 8, as: UInt32.self)
+            word = Self.indirectJump(address, through: address)
         }
         // One aligned 8-byte store: a thread in the stub sees the old or the new jump.
-        let word = first.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
         writable.storeBytes(of: word, as: UInt64.self)
+    }
+
+    /// The first eight bytes of `lea r11, [rip + disp32]; jmp` at `cell`, where the lea
+    /// yields `target`; the jmp's rel32 follows in bytes 8-11.
+    private static func indirectJump(_ cell: UInt, through target: UInt) -> UInt64 {
+        0x1D_8D4C | UInt64(rel32(from: cell + 7, to: target)) << 24 | 0xE9 << 56
     }
 }
 
-/// The little-endian rel32 of a jump whose next instruction is at `next`.
-private func rel32(from next: UInt, to target: UInt) -> [UInt8] {
+/// The rel32 of a jump or rip-relative operand whose next instruction is at `next`.
+private func rel32(from next: UInt, to target: UInt) -> UInt32 {
     let distance = Int64(Int(bitPattern: target) - Int(bitPattern: next))
     precondition(distance >= Int64(Int32.min) && distance <= Int64(Int32.max), "rel32 out of range")
-    let value = UInt32(truncatingIfNeeded: distance)
-    return (0..<4).map { UInt8(truncatingIfNeeded: value >> (8 * UInt32($0))) }
+    return UInt32(truncatingIfNeeded: distance)
 }

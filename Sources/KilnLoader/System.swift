@@ -6,6 +6,7 @@
 // `~Copyable` owner (see ExecutableRegion.swift) or released right away.
 
 import CKilnShim
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -39,6 +40,25 @@ enum System {
         guard let address, address != MAP_FAILED else { throw SystemError("mmap(reserve \(size))") }
         return address
     }
+
+    /// Reserves `size` bytes of address space at an address this process has not used for
+    /// a reservation before (while there is room): a conservative stack scan must not
+    /// mistake a stale word about an earlier loader's code for a reference to a new one.
+    static func reserveUnused(_ size: Int) throws(SystemError) -> UnsafeMutableRawPointer {
+        // Addresses above 16 TiB, handed out upwards; below is where the kernel puts
+        // ordinary mappings. Past 96 TiB, the kernel chooses.
+        let start: UInt = 1 << 44, end: UInt = 96 << 40
+        while true {
+            let hint = reservationCursor.add(UInt(align(size, 1 << 21)), ordering: .relaxed).oldValue
+            guard hint + UInt(size) <= end else { return try reserve(size) }
+            let address = mmap(UnsafeMutableRawPointer(bitPattern: start + hint), size, PROT_NONE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0)
+            if let address, address != MAP_FAILED { return address }
+            guard errno == EEXIST else { throw SystemError("mmap(reserve \(size))") }
+        }
+    }
+
+    private static let reservationCursor = Atomic<UInt>(0)
 
     /// Maps `size` bytes of `file` at `fileOffset` over `address` (inside a reservation we own).
     static func mapShared(
@@ -290,6 +310,10 @@ enum System {
         let signal = waitStatus & 0x7F
         if signal == 0 { return (.exited((waitStatus >> 8) & 0xFF), output) }
         return (.signaled(signal), output)
+    }
+
+    static func sleep(microseconds: Int) {
+        _ = usleep(useconds_t(microseconds))
     }
 
     static func monotonicSeconds() -> Double {

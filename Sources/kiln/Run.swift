@@ -119,6 +119,8 @@ func startWatching(_ paths: [String], loader: Loader) {
     }
     let shared = Shared(loader)
     let started = Host.startThread {
+        // The watcher never runs crate code: stops leave it running.
+        World.exemptCurrentThread()
         var stamps = paths.map { Host.modificationStamp($0) }
         while true {
             Host.sleep(milliseconds: 50)
@@ -130,11 +132,10 @@ func startWatching(_ paths: [String], loader: Loader) {
                     printError("kiln: \(path) changed but does not compile; still running the old version")
                     continue
                 }
-                shared.loader.requestReload(crateNamed: path, with: module) { result in
-                    switch result {
-                    case .success(let report): printError("kiln: reloaded \(report)")
-                    case .failure(let error): printError("kiln: reload of \(path) failed, nothing changed: \(error)")
-                    }
+                do {
+                    printError("kiln: reloaded \(try shared.loader.reload(crateNamed: path, with: module))")
+                } catch {
+                    printError("kiln: reload of \(path) failed, nothing changed: \(error)")
                 }
             }
         }

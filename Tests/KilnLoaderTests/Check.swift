@@ -76,6 +76,8 @@ func onNewThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
     var thread = pthread_t()
     let context = Unmanaged.passRetained(Box(body)).toOpaque()
     let status = pthread_create(&thread, nil, { raw in
+        // Started from a test's thread, which blocks every signal: let the runtime stop it.
+        World.acceptStops()
         Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue().body()
         return nil
     }, context)

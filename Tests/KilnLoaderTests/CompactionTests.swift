@@ -4,6 +4,7 @@
 
 import KilnCode
 @testable import KilnLoader
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -170,24 +171,51 @@ let helperSource = """
         #expect(loader.heap.checkHeaders())
     }
 
-    @Test func codeStaysPutWhileAnotherThreadRunsIt() throws {
-        let (loader, crate) = try load(seed: 13)
-        let depth = UInt(bitPattern: try crate.stub(ofFunction: try #require(crate.functionIndex(named: "depth"))))
-        let entered = Rendezvous(), release = Rendezvous()
-        // Another thread enters the runtime ($depth calls through a TOC), then stays alive.
+    @Test func codeAnotherThreadRunsStaysPutWhileTheRestMoves() throws {
+        let loader = try Loader(options: .init(placementSeed: 13))
+        let crates = try loader.load([try compile("helper.ssa", helperSource), try compile("spin.ssa", """
+            export data $stop = { l 0 }
+            export data $laps = { l 0 }
+            export function l $spin(l %x) {
+            @start
+            	%i =l copy 0
+            @loop
+            	%i =l add %i, 1
+            	storel %i, $laps
+            	%s =l loadl $stop
+            	jnz %s, @done, @loop
+            @done
+            	%r =l call $helper(l %i)
+            	ret %r
+            }
+            """)])
+        let (helper, spin) = (crates[0], crates[1])
+        let spinStub = UInt(bitPattern: try spin.stub(ofFunction: try #require(spin.functionIndex(named: "spin"))))
+        let laps = spin.address(ofData: try #require(spin.dataIndex(named: "laps")))
+        let result = Mutex<Int64>(0)
+        // A thread started outside Kiln spins inside $spin, calling nothing.
         let thread = onNewThread {
-            _ = function(UnsafeRawPointer(bitPattern: depth)!, as: IntToInt.self)(2)
-            entered.arrive()
-            release.wait(for: 1)
+            let value = function(UnsafeRawPointer(bitPattern: spinStub)!, as: IntToInt.self)(0)
+            result.withLock { $0 = value }
         }
-        entered.wait(for: 1)
-        let blocked = loader.compact()
-        #expect(blocked.skippedForThreads && blocked.blocksMoved == 0)
-        release.arrive()
+        while laps.load(as: Int64.self) < 1000 { sched_yield() }
+        // Move counts, not entries: an entry kept in this frame would pin its block.
+        let spinBlock = spin.blocks[0], helperBlock = helper.blocks[0]
+        let (spinMoves, helperMoves) = (spinBlock.moves, helperBlock.moves)
+        let report = loader.compact()
+        // The spinning thread was stopped and examined: its block stayed, the rest moved.
+        #expect(!report.skippedForThreads, "\(report) \(loader.codeBlocks)")
+        #expect(report.blocksPinned >= 1)
+        #expect(spinBlock.moves == spinMoves)
+        #expect(helperBlock.moves == helperMoves + 1, "\(report) \(loader.codeBlocks)")
+        let lapsBefore = laps.load(as: Int64.self)
+        while laps.load(as: Int64.self) < lapsBefore + 1000 { sched_yield() }
+        spin.address(ofData: try #require(spin.dataIndex(named: "stop"))).storeBytes(of: 1, as: Int64.self)
         join(thread)
-        // Once it has gone, this thread is alone again and code may move.
-        #expect(!loader.compact().skippedForThreads)
-        #expect(try call(crate, "depth", 3) == 33)
+        // It kept running, and its call into the moved $helper found the new place.
+        let finalLaps = laps.load(as: Int64.self)
+        #expect(result.withLock { $0 } == finalLaps + 10)
+        #expect(loader.heap.checkHeaders())
     }
 
     @Test func freeListReusesAndCoalesces() {

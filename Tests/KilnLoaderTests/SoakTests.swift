@@ -84,6 +84,9 @@ let soakCaller = """
 
 @Suite(.serialized) struct SoakTests {
     @Test func reloadsAndCompactionsUnderAContinuouslyCallingProgram() throws {
+        // This thread requests compactions that the program's thread may carry out: let
+        // those stop it (a test's thread inherits every signal blocked).
+        World.acceptStops()
         let loader = try Loader(options: .init(placementSeed: 5))
         let versions = [try compile("callee.ssa", soakCallee(1)), try compile("callee.ssa", soakCallee(2))]
         let crates = try loader.load([versions[0], try compile("caller.ssa", soakCaller)])
@@ -95,28 +98,30 @@ let soakCaller = """
             let errors = function(UnsafeRawPointer(bitPattern: loop)!, as: IntToInt.self)(0)
             outcome.withLock { $0 = errors }
         }
-        let applied = Atomic<Int>(0)
-        let failures = Mutex<[String]>([])
+        var failures: [String] = []
         let reloads = 2000
         for cycle in 1...reloads {
-            loader.requestReload(crateNamed: "callee.ssa", with: versions[cycle % 2]) { result in
-                if case .failure(let error) = result { failures.withLock { $0.append("\(error)") } }
-                applied.add(1, ordering: .sequentiallyConsistent)
+            // This thread reloads while the program runs; the program is stopped meanwhile.
+            do {
+                try loader.reload(crateNamed: "callee.ssa", with: versions[cycle % 2])
+            } catch {
+                failures.append("\(error)")
             }
             if cycle % 5 == 0 { loader.requestCompaction() }
-            // The program applies each reload at its next call through a TOC.
-            while applied.load(ordering: .sequentiallyConsistent) < cycle { sched_yield() }
         }
         caller.address(ofData: try #require(caller.dataIndex(named: "stop"))).storeBytes(of: 1, as: Int64.self)
         join(program)
-        #expect(failures.withLock { $0 }.isEmpty)
+        #expect(failures.isEmpty)
         #expect(outcome.withLock { $0 } == 0, "wrong results")
         let calls = caller.address(ofData: try #require(caller.dataIndex(named: "calls"))).load(as: Int64.self)
         #expect(calls >= Int64(reloads))
         // $state kept its value across every reload: it counted every call.
         #expect(callee.address(ofData: try #require(callee.dataIndex(named: "state"))).load(as: Int64.self) == calls)
         #expect(loader.statistics.reloads == reloads)
-        #expect(loader.statistics.compactions >= reloads / 5)
+        // A compaction that could not stop every thread (another test's thread, running with
+        // the signal blocked) waits for the next runtime entry, where it may merge with the next.
+        #expect(loader.statistics.compactions + loader.statistics.compactionsDeferred >= reloads / 5)
+        #expect(loader.statistics.compactions >= reloads / 10)
         #expect(callee.version == reloads + 1)
         // No growth: back to one version, the same code (once compacted), data and stubs.
         loader.collectCode()

@@ -19,26 +19,91 @@ int kiln_punch_hole(int fd, int64_t offset, int64_t count);
 /// The highest address (exclusive) of the calling thread's stack, or 0 if unknown.
 uintptr_t kiln_stack_top(void);
 
-// Threads that run a loader's code.
+// The world: stopping every other thread of the process.
 //
-// A thread is noted the first time it enters a loader's runtime (a call through
-// an unbound TOC slot) and forgotten when it exits. Code is moved or freed only
-// while no other living thread has entered the same loader, since a thread
-// running generated code cannot be seen from another.
+// Before code (or, later, managed data) moves, is rewritten in place or is
+// freed, the runtime stops every other thread of the process, whoever started
+// it: a reserved real-time signal (SIGRTMAX-3, or KILN_SUSPEND_SIGNAL) makes
+// each thread publish its registers and wait in the handler until resumed.
+// A thread that blocks the signal (libdispatch's workers do, and so do the
+// threads they start) cannot be stopped. If it is blocked in the kernel, /proc
+// gives its rsp and rip and it is reported QUIET: it runs nothing until the
+// kernel wakes it, and the caller decides whether that is enough (see
+// `kiln_world_still_quiet`). Otherwise it is UNRESPONSIVE: it keeps running
+// and the caller must treat it as able to reach any code. Threads that exit
+// meanwhile are reported EXITED.
+// One stop at a time, process-wide. Between `kiln_world_stop` and
+// `kiln_world_resume` the caller must not allocate, print or take a lock a
+// stopped thread may hold (malloc's, stdio's, the Swift runtime's).
 
-/// Notes that the calling thread entered the runtime of `loader` (any stable pointer).
-void kiln_thread_entered(const void *loader);
+#define KILN_REGISTER_COUNT 17
+enum {
+    KILN_REGISTER_RAX, KILN_REGISTER_RBX, KILN_REGISTER_RCX, KILN_REGISTER_RDX,
+    KILN_REGISTER_RSI, KILN_REGISTER_RDI, KILN_REGISTER_RBP, KILN_REGISTER_RSP,
+    KILN_REGISTER_R8, KILN_REGISTER_R9, KILN_REGISTER_R10, KILN_REGISTER_R11,
+    KILN_REGISTER_R12, KILN_REGISTER_R13, KILN_REGISTER_R14, KILN_REGISTER_R15,
+    KILN_REGISTER_RIP,
+};
 
-/// Forgets `loader` (its loader is gone).
-void kiln_loader_gone(const void *loader);
+enum { KILN_THREAD_STOPPED = 1, KILN_THREAD_UNRESPONSIVE = 2, KILN_THREAD_EXITED = 3, KILN_THREAD_QUIET = 4 };
 
-/// How many living threads other than the caller have entered `loader`'s runtime.
-int kiln_other_threads_in(const void *loader);
+/// One thread of a stopped world.
+struct kiln_stopped_thread {
+    int32_t tid;
+    /// KILN_THREAD_STOPPED (registers and stack are valid), _QUIET (only rsp, rip and
+    /// the stack are valid), _UNRESPONSIVE or _EXITED.
+    int32_t state;
+    /// The general registers and rip at the moment the thread stopped (KILN_REGISTER_*).
+    uintptr_t registers[KILN_REGISTER_COUNT];
+    /// The readable mapping that holds the thread's stack pointer (0, 0 when unknown).
+    uintptr_t stack_low, stack_high;
+};
 
-/// What generated code gets for `pthread_create`: the same, but the new thread is
-/// noted (for every loader) before it exists, so code cannot move under it before
-/// its first runtime entry.
-const void *kiln_pthread_create_entry(void);
+/// Stops every other thread of the process except exempt ones, waiting at most
+/// `timeout_ms` for each to answer. Returns the number of threads in the table
+/// (`kiln_world_thread`), or -1 when it could not stop them (nothing is stopped then).
+/// The world stays stopped until `kiln_world_resume`.
+int kiln_world_stop(int timeout_ms);
+
+/// Thread `index` (0 ..< the count `kiln_world_stop` returned) of the stopped world.
+const struct kiln_stopped_thread *kiln_world_thread(int index);
+
+/// Whether QUIET thread `index` has not run since the stop found it quiet (its
+/// context-switch count is unchanged and it is still in the kernel).
+int kiln_world_still_quiet(int index);
+
+/// Resumes every thread `kiln_world_stop` stopped and waits until each has left
+/// the signal handler.
+void kiln_world_resume(void);
+
+/// Marks the calling thread as one that never runs generated code (a file
+/// watcher): it is never stopped. Undone when the thread exits.
+void kiln_world_exempt_current_thread(void);
+
+/// Waits until no stop is in progress (what a gated stub's thread does).
+void kiln_world_wait(void);
+
+/// Unblocks the suspension signal in the calling thread, so stops can stop it
+/// (threads started by a thread that blocks it inherit the block).
+void kiln_world_accept_stops(void);
+
+/// The address where a signal handler returns (glibc's sigreturn trampoline), or 0:
+/// on a stack, it starts the frame of a signal in progress.
+uintptr_t kiln_world_signal_restorer(void);
+
+/// The offset, from the restorer's word on a stack, of the saved general registers of
+/// the interrupted code (gregs[REG_*] of its ucontext).
+size_t kiln_world_sigframe_registers_offset(void);
+
+/// The signal used to stop threads.
+int kiln_world_signal(void);
+
+/// Whether the suspension handler is still the one the runtime installed (a
+/// program may have replaced it; then no thread answers).
+int kiln_world_handler_is_installed(void);
+
+/// How many times, in all, a thread did not answer a stop.
+uint64_t kiln_world_unresponsive_total(void);
 
 /// What generated code gets for `atexit`, which glibc does not export from libc.so.
 const void *kiln_atexit_entry(void);
