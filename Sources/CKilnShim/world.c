@@ -17,8 +17,8 @@
 //      until a listing finds nobody new;
 //   5. stack bounds of stopped threads come from a cache keyed by tid, or
 //      from one streaming pass over /proc/self/maps.
-// Resuming lowers `stopping`, releases the epoch and waits until every
-// stopped thread has left its handler, so the table can be reused at once.
+// Resuming lowers `stopping` and releases the epoch; a stopped thread that
+// has not yet left its handler reads nothing more of the table.
 //
 // Between stop and resume the controller must not allocate: a stopped
 // thread may hold a malloc arena lock. Nothing here calls malloc while the
@@ -72,11 +72,9 @@ static _Atomic int stopping;
 static _Atomic uint32_t epoch;
 static _Atomic uint32_t released_epoch;
 static _Atomic uint32_t stopped_count;
-static _Atomic uint32_t left_count;
 
 // Only the controller (holding world_lock) touches these.
 static int capacity;
-static int stopped_threads;               // slots in STOPPED state this stop
 static uint64_t stops, unresponsive_total;
 
 // Threads that never run generated code and are never stopped (a file watcher).
@@ -142,8 +140,6 @@ static void on_suspend(int signal, siginfo_t *information, void *raw) {
     futex(&stopped_count, FUTEX_WAKE, INT_MAX, NULL);
     uint32_t seen;
     while ((seen = atomic_load(&released_epoch)) != mine) futex(&released_epoch, FUTEX_WAIT, seen, NULL);
-    atomic_fetch_add(&left_count, 1);
-    futex(&left_count, FUTEX_WAKE, INT_MAX, NULL);
     errno = saved;
 }
 
@@ -377,9 +373,12 @@ static uint64_t now_ns(void) {
     return (uint64_t)time.tv_sec * 1000000000u + (uint64_t)time.tv_nsec;
 }
 
-// Waits until every REQUESTED slot has stopped, exited or timed out.
-static void wait_for_requested(uint64_t deadline) {
+// Waits until every REQUESTED slot has stopped, exited or timed out. At `deadline`, a
+// thread that blocks the signal will never answer (BLOCKING); one that does not is only
+// waiting for a processor, so it gets until `limit` before it counts as UNRESPONSIVE.
+static void wait_for_requested(uint64_t deadline, uint64_t limit) {
     struct slot *slots = atomic_load(&table);
+    int asked = 0;
     for (;;) {
         int waiting = 0;
         int count = atomic_load(&slot_count);
@@ -394,18 +393,29 @@ static void wait_for_requested(uint64_t deadline) {
         }
         if (waiting == 0) return;
         uint64_t now = now_ns();
-        if (now >= deadline) {
+        if (now >= deadline && !asked) {
+            asked = 1;
             for (int index = 0; index < count; index++) {
                 if (atomic_load(&slots[index].state) != REQUESTED) continue;
                 int blocks, zombie, expected = REQUESTED;
                 uint64_t switches;
                 read_status(slots[index].tid, &blocks, &zombie, &switches);
-                atomic_compare_exchange_strong(&slots[index].state, &expected, zombie ? EXITED : BLOCKING);
+                if (blocks || zombie) {
+                    atomic_compare_exchange_strong(&slots[index].state, &expected, zombie ? EXITED : BLOCKING);
+                }
+            }
+            continue;
+        }
+        if (now >= limit) {
+            for (int index = 0; index < count; index++) {
+                int expected = REQUESTED;
+                atomic_compare_exchange_strong(&slots[index].state, &expected, UNRESPONSIVE);
             }
             return;
         }
         uint32_t seen = atomic_load(&stopped_count);
-        uint64_t slice = deadline - now < 1000000 ? deadline - now : 1000000;
+        uint64_t until = now < deadline ? deadline : limit;
+        uint64_t slice = until - now < 1000000 ? until - now : 1000000;
         struct timespec timeout = { 0, (long)slice };
         futex(&stopped_count, FUTEX_WAIT, seen, &timeout);
     }
@@ -489,21 +499,14 @@ static void find_stacks_in_maps(void) {
     close(descriptor);
 }
 
+// Lets the stopped threads go. It does not wait for them to leave the handler: on a
+// busy machine a woken thread may wait milliseconds for a processor, and one that has
+// not left yet touches nothing but its own registers (it never reads the table again),
+// so the next stop may begin at once; its signal waits until the handler returns.
 static void release_stopped(void) {
     atomic_store(&stopping, 0);
-    atomic_store(&left_count, 0);
     atomic_store(&released_epoch, atomic_load(&epoch));
     futex(&released_epoch, FUTEX_WAKE, INT_MAX, NULL);
-    uint32_t seen;
-    while ((seen = atomic_load(&left_count)) < (uint32_t)stopped_threads) futex(&left_count, FUTEX_WAIT, seen, NULL);
-}
-
-static int count_stopped(void) {
-    int stopped = 0;
-    struct slot *slots = atomic_load(&table);
-    int count = atomic_load(&slot_count);
-    for (int index = 0; index < count; index++) stopped += atomic_load(&slots[index].state) == STOPPED;
-    return stopped;
 }
 
 int kiln_world_stop(int timeout_ms) {
@@ -516,7 +519,8 @@ int kiln_world_stop(int timeout_ms) {
         atomic_store(&stopped_count, 0);
         atomic_fetch_add(&epoch, 1);
         atomic_store(&stopping, 1);
-        uint64_t deadline = now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) * 1000000u;
+        uint64_t wait = (uint64_t)(timeout_ms > 0 ? timeout_ms : 1) * 1000000u;
+        uint64_t deadline = now_ns() + wait, limit = deadline + 20 * wait;
         int overflow = 0;
         for (int round = 0;; round++) {
             int added = signal_new_threads(self);
@@ -525,10 +529,9 @@ int kiln_world_stop(int timeout_ms) {
                 break;
             }
             if (added == 0 && round > 0) break;
-            wait_for_requested(deadline);
+            wait_for_requested(deadline, limit);
         }
         pthread_mutex_unlock(&exempt_lock);
-        stopped_threads = count_stopped();
         if (!overflow) break;
         release_stopped();
         // Nothing is stopped now: the table may grow.
