@@ -268,10 +268,11 @@ final class CodeHeap {
         return region.dataBase + UInt(offset)
     }
 
-    /// Returns data to the heap, zeroed (so the next allocation reads zeros).
+    /// Returns data to the heap, zeroed (so the next allocation reads zeros); the whole pages
+    /// of a large object go back to the kernel instead of being written.
     func freeData(_ address: UInt, count: Int) {
         let size = align(max(count, 1), 8)
-        UnsafeMutableRawPointer(bitPattern: address)!.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        region.zeroData(address..<(address + UInt(size)))
         data.free(Int(address - region.dataBase)..<Int(address - region.dataBase) + size)
     }
 

@@ -14,7 +14,11 @@
 // committed: the memfd is sparse and the anonymous pages are MAP_NORESERVE,
 // so a page takes memory only when it is first written, and `release` hands
 // pages of freed ranges back to the kernel (a hole punched in the memfd,
-// MADV_DONTNEED for data). The heaps on top decide what is used.
+// MADV_DONTNEED for data). Freed data must read as zero again (the loader
+// writes only the non-zero parts of new data): `zeroData` gives the whole
+// pages of a large range back rather than writing them, so a 16 MiB array
+// that was never touched is never touched on its way out either. The heaps
+// on top decide what is used.
 //
 // W^X holds per view: no page of either reservation is ever writable and
 // executable at once, and patching live code needs no mprotect flip (the
@@ -95,6 +99,28 @@ public struct ExecutableRegion: ~Copyable {
         precondition(containsCode(executableAddress), "address is not in the code half")
         return UnsafeMutableRawPointer(bitPattern: aliasBase + (executableAddress - base))!
     }
+
+    /// Makes the data bytes in `range` read as zero. The pages wholly inside a range of
+    /// `minimumRelease` bytes or more are given back to the kernel (untouched again, they
+    /// take no memory until the next write); the bytes around them, and small ranges, are
+    /// written with zeros.
+    func zeroData(_ range: Range<UInt>) {
+        precondition(range.lowerBound >= dataBase && range.upperBound <= base + UInt(size), "not in the data half")
+        let page = UInt(System.pageSize)
+        let start = (range.lowerBound + page - 1) & ~(page - 1), end = range.upperBound & ~(page - 1)
+        guard range.count >= Self.minimumRelease, start < end else {
+            UnsafeMutableRawPointer(bitPattern: range.lowerBound)!.initializeMemory(as: UInt8.self, repeating: 0, count: range.count)
+            return
+        }
+        UnsafeMutableRawPointer(bitPattern: range.lowerBound)!.initializeMemory(as: UInt8.self, repeating: 0,
+                                                                                count: Int(start - range.lowerBound))
+        System.discard(UnsafeMutableRawPointer(bitPattern: start)!, Int(end - start))
+        UnsafeMutableRawPointer(bitPattern: end)!.initializeMemory(as: UInt8.self, repeating: 0, count: Int(range.upperBound - end))
+    }
+
+    /// The smallest data range `zeroData` hands back to the kernel rather than writes: below
+    /// it, writing zeros costs less than the system call and the page faults that follow.
+    static let minimumRelease = 64 << 10
 
     /// Gives the pages wholly inside `range` back to the kernel; they read as zero afterwards.
     func release(_ range: Range<UInt>) {

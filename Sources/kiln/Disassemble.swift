@@ -71,7 +71,7 @@ struct Disassemble: ParsableCommand {
             }
             if function == nil {
                 for data in compiled.data where !data.relocations.isEmpty {
-                    print("data $\(data.name): \(data.bytes.count) bytes")
+                    print("data $\(data.name): \(data.size) bytes")
                     for relocation in data.relocations { print("    reloc \(describe(relocation, compiled))") }
                 }
             }

@@ -195,6 +195,64 @@ let mainCrate = """
         #expect(process.terminationStatus == 70)
     }
 
+    /// A program with a `z` object of `size` bytes that prints its resident pages (from
+    /// /proc/self/statm), then the object's last byte before and after writing 7 there.
+    func zeroFillProgram(size: Int) -> String {
+        """
+        data $big = { z \(size) }
+        data $statm = { b "/proc/self/statm", b 0 }
+        data $mode = { b "r", b 0 }
+        data $scan = { b "%ld %ld", b 0 }
+        data $fmt = { b "%ld %d %d\\n", b 0 }
+        export function w $main() {
+        @start
+        	%size =l alloc8 8
+        	%resident =l alloc8 8
+        	%f =l call $fopen(l $statm, l $mode)
+        	%n =w call $fscanf(l %f, l $scan, ..., l %size, l %resident)
+        	%c =w call $fclose(l %f)
+        	%p =l add $big, \(size - 1)
+        	%before =w loadub %p
+        	storeb 7, %p
+        	%after =w loadub %p
+        	%pages =l loadl %resident
+        	%z =w call $printf(l $fmt, ..., l %pages, w %before, w %after)
+        	ret 0
+        }
+        """
+    }
+
+    @Test func zeroFilledDataCostsNeitherFileBytesNorMemory() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try zeroFillProgram(size: 16 << 20).write(toFile: directory + "/big.ssa", atomically: true, encoding: .utf8)
+        try zeroFillProgram(size: 16).write(toFile: directory + "/small.ssa", atomically: true, encoding: .utf8)
+        try runKiln(["build", directory + "/big.ssa"]).status.expectZero()
+        let fileSize = try #require(try FileManager.default.attributesOfItem(atPath: directory + "/big.kcrate")[.size] as? Int)
+        #expect(fileSize < 4096, "the crate file of a 16 MiB zero object is \(fileSize) bytes")
+        /// The resident pages the program saw, after checking its other output.
+        func residentPages(_ file: String) throws -> Int {
+            let result = try runKiln(["run", directory + "/" + file])
+            #expect(result.status == 0, "\(result.error)")
+            let fields = result.output.split(separator: " ")
+            #expect(fields.dropFirst() == ["0", "7\n"], "\(result.output)")
+            return Int(fields.first ?? "") ?? Int.max
+        }
+        // Zero fill beyond what any loader takes is refused, not written.
+        try "data $huge = { z 5000000000, b 1 }\n".write(toFile: directory + "/huge.ssa", atomically: true, encoding: .utf8)
+        let huge = try runKiln(["build", directory + "/huge.ssa"])
+        #expect(huge.status == 1)
+        #expect(huge.error.contains("huge.ssa: error: cannot be loaded: $huge is 5000000001 bytes, more than 268435456"), "\(huge.error)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/huge.kcrate"))
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let baseline = try residentPages("small.ssa")
+        // Compiled from IL or loaded from the crate file, 16 MiB of zeros cost well under 2 MiB.
+        for file in ["big.ssa", "big.kcrate"] {
+            let resident = try residentPages(file)
+            #expect((resident - baseline) * page < 2 << 20, "\(file): \(resident) pages, \(baseline) without the object")
+        }
+    }
+
     @Test func exitHandlersRunWhileTheCodeIsStillThere() throws {
         let directory = try scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
