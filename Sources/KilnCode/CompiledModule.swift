@@ -141,6 +141,19 @@ public struct CompiledModule: Sendable {
         return (calls, addresses)
     }
 
+    /// The name of the symbol a record's target stands for, without quotes: the function or
+    /// data object of this module it refers to by index, or the imported name.
+    public func symbolName(of target: RelocationTarget) -> String {
+        switch target {
+        case .function(let index), .stub(let index):
+            functions.indices.contains(index) ? unquoted(functions[index].name) : "function #\(index)"
+        case .data(let index), .threadLocal(let index):
+            data.indices.contains(index) ? unquoted(data[index].name) : "data #\(index)"
+        case .external(let name), .callSlot(let name), .addressSlot(let name):
+            name
+        }
+    }
+
     /// The external symbols the module refers to, each once, in order of first use.
     public var externalSymbols: [String] {
         var seen = Set<String>()

@@ -95,8 +95,8 @@ final class CodeHeap {
     private var releasedFrom: Int
     private var nextID: UInt32 = 0
 
-    init(regionSize: Int) throws(SystemError) {
-        region = try ExecutableRegion(size: regionSize)
+    init(regionSize: Int, placement: RegionPlacement = .lowWhenFree) throws(SystemError) {
+        region = try ExecutableRegion(size: regionSize, placement: placement)
         fixedSize = max(1 << 16, min(32 << 20, region.halfSize / 16))
         movable = FreeList(limit: region.halfSize - fixedSize)
         fixed = FreeList(limit: fixedSize)

@@ -20,11 +20,29 @@
 // that was never touched is never touched on its way out either. The heaps
 // on top decide what is used.
 //
+// Placement: below 4 GiB when that address space is free, so that every
+// object of the region has a 32-bit address and QBE's `w $sym` data items
+// (32-bit absolute fields, which a non-PIE executable links) can hold it.
+// Candidate places are tried from 4 GiB down with MAP_FIXED_NOREPLACE, never
+// over anything already mapped; when none is free (many loaders alive at
+// once), the region goes wherever the kernel puts it, `isBelow4GiB` is false,
+// and a crate with a 32-bit field is refused when it is loaded. Only the
+// executable view and the data half need low addresses; the writable alias
+// of the code goes anywhere.
+//
 // W^X holds per view: no page of either reservation is ever writable and
 // executable at once, and patching live code needs no mprotect flip (the
 // alias view is always writable). Thread-local data is not placed here
 // (see ThreadLocalData.swift). The region owns both reservations and the
 // memfd and releases them in `deinit`: everything placed in it dies with it.
+
+/// Where a region may be reserved; see the file comment of ExecutableRegion.swift.
+public enum RegionPlacement: Sendable {
+    /// Below 4 GiB when such address space is free, anywhere otherwise.
+    case lowWhenFree
+    /// Wherever the kernel puts it (in practice far above 4 GiB).
+    case anywhere
+}
 
 /// The reserved code-and-data range of a `Loader`; see the file comment.
 ///
@@ -44,12 +62,22 @@ public struct ExecutableRegion: ~Copyable {
     /// Start of the data half.
     public var dataBase: UInt { base + UInt(halfSize) }
 
-    /// Reserves and maps `size` bytes (a multiple of 128 KiB, at most 2 GiB).
-    public init(size: Int = 1 << 30) throws(SystemError) {
+    /// Whether the whole reservation lies below 4 GiB, so that every address in it fits in
+    /// 32 bits.
+    public var isBelow4GiB: Bool { UInt64(base) + UInt64(size) <= 1 << 32 }
+
+    /// Reserves and maps `size` bytes (a multiple of 128 KiB, at most 2 GiB), placed as
+    /// `placement` asks.
+    public init(size: Int = 1 << 30, placement: RegionPlacement = .lowWhenFree) throws(SystemError) {
         precondition(size > 0 && size <= 1 << 31 && size % (1 << 17) == 0,
                      "region size \(size) must be a positive multiple of 128 KiB, at most 2 GiB")
         let half = size / 2
-        let reservation = try System.reserve(size)
+        let reservation: UnsafeMutableRawPointer
+        if placement == .lowWhenFree, let low = Self.reserveBelow4GiB(size) {
+            reservation = low
+        } else {
+            reservation = try System.reserve(size)
+        }
         let alias: UnsafeMutableRawPointer
         do {
             alias = try System.reserve(half)
@@ -73,6 +101,24 @@ public struct ExecutableRegion: ~Copyable {
         self.size = size
         self.aliasBase = UInt(bitPattern: alias)
         self.memfd = descriptor
+    }
+
+    /// The lowest address a low region may start at: the first 256 MiB are left to a
+    /// non-PIE host's program and its brk heap.
+    static let lowestLowBase: UInt = 256 << 20
+
+    /// How far apart the candidate places of a low region are.
+    static let lowPlacementStep: UInt = 128 << 20
+
+    /// A reservation of `size` bytes that ends at or below 4 GiB, at the highest free
+    /// candidate place, or nil when none is free.
+    private static func reserveBelow4GiB(_ size: Int) -> UnsafeMutableRawPointer? {
+        var candidate = (UInt(1) << 32) - UInt(size)
+        while candidate >= lowestLowBase {
+            if let reservation = System.reserve(size, at: candidate) { return reservation }
+            candidate -= lowPlacementStep
+        }
+        return nil
     }
 
     deinit {

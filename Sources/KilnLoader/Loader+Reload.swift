@@ -173,6 +173,7 @@ extension Loader {
         do throws(LoadError) {
             let unresolved = try bindEagerly(version, of: crate)
             guard unresolved.isEmpty else { throw LoadError.unresolvedSymbols(unresolved) }
+            try checkAbsolute32Fields(of: version)
             try registerThreadData(of: version, in: crate,
                                    keeping: { plan.keptData[$0].flatMap { old.threadOffsets[$0] } })
         } catch {

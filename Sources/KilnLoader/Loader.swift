@@ -37,10 +37,13 @@ public final class Loader {
         public var compactEvery = 0
         /// When set, crates are placed at addresses drawn from this seed (for tests).
         public var placementSeed: UInt64?
+        /// Where the region goes: below 4 GiB when free (the default), or anywhere.
+        public var regionPlacement: RegionPlacement
 
-        public init(compactEvery: Int = 0, placementSeed: UInt64? = nil) {
+        public init(compactEvery: Int = 0, placementSeed: UInt64? = nil, regionPlacement: RegionPlacement = .lowWhenFree) {
             self.compactEvery = compactEvery
             self.placementSeed = placementSeed
+            self.regionPlacement = regionPlacement
         }
 
         /// The options `KILN_STRESS` asks for: `compact` (compact at every runtime entry)
@@ -111,7 +114,7 @@ public final class Loader {
     public init(regionSize: Int = 1 << 30, linkLibraries: [String] = [],
                 options: Options = .fromEnvironment) throws(LoadError) {
         do {
-            heap = try CodeHeap(regionSize: regionSize)
+            heap = try CodeHeap(regionSize: regionSize, placement: options.regionPlacement)
         } catch {
             throw .system(error)
         }
@@ -205,6 +208,7 @@ public final class Loader {
             for module in modules { placed.append(try place(module, padding: &padding)) }
             for crate in placed { register(crate) }
             try bindEagerly(placed)
+            for crate in placed { try checkAbsolute32Fields(of: crate.live) }
             for crate in placed { try finish(crate) }
         } catch {
             for crate in placed { discard(crate) }

@@ -40,6 +40,20 @@ enum System {
         return address
     }
 
+    /// Reserves `size` bytes of address space at exactly `address`, as `reserve` does, or
+    /// returns nil when anything is mapped there already. Kernels older than 4.17 read
+    /// MAP_FIXED_NOREPLACE as a hint; a reservation they place elsewhere is given back.
+    static func reserve(_ size: Int, at address: UInt) -> UnsafeMutableRawPointer? {
+        let wanted = UnsafeMutableRawPointer(bitPattern: address)
+        let result = mmap(wanted, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0)
+        guard let result, result != MAP_FAILED else { return nil }
+        guard result == wanted else {
+            _ = munmap(result, size)
+            return nil
+        }
+        return result
+    }
+
     /// Maps `size` bytes of `file` at `fileOffset` over `address` (inside a reservation we own).
     static func mapShared(
         _ address: UnsafeMutableRawPointer, _ size: Int, file: Int32, fileOffset: Int, writable: Bool
