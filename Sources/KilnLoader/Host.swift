@@ -69,6 +69,11 @@ public enum Host {
         return (time, Int64(information.st_size))
     }
 
+    /// The value of environment variable `name`, or nil.
+    public static func environmentValue(_ name: String) -> String? {
+        System.environmentValue(name)
+    }
+
     /// Sleeps for `milliseconds`.
     public static func sleep(milliseconds: Int) {
         _ = usleep(useconds_t(milliseconds * 1000))
