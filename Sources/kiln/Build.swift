@@ -8,7 +8,7 @@ import ArgumentParser
 import KilnCode
 import KilnCodegen
 import KilnIL
-import KilnLoader
+import KilnTooling
 
 struct Build: ParsableCommand {
     static let configuration = CommandConfiguration(

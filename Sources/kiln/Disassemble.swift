@@ -14,6 +14,7 @@ import KilnCode
 import KilnCodegen
 import KilnIL
 import KilnLoader
+import KilnTooling
 
 struct Disassemble: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -5,6 +5,7 @@ import KilnCode
 import KilnCodegen
 import KilnIL
 import KilnLoader
+import KilnTooling
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(

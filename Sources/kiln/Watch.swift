@@ -18,6 +18,7 @@
 
 import KilnCode
 import KilnLoader
+import KilnTooling
 
 /// How long a changed file must stay unchanged before it is read, in milliseconds: the
 /// value of KILN_WATCH_SETTLE_MS, or 100.

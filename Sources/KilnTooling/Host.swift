@@ -1,9 +1,10 @@
 // What the `kiln` command needs from the operating system, so that it does not
 // have to load Foundation (and ICU with it: about 15 ms of start-up for every
-// `kiln run`). Everything here goes through System.swift, like the rest of the
-// loader's system calls.
+// `kiln run`): files, standard error, child processes, a watcher thread. The
+// calls that can fail go through this target's System.swift.
 
 import Glibc
+import KilnLoader
 
 /// Files, standard error and child processes, for command-line tools.
 public enum Host {
@@ -71,7 +72,7 @@ public enum Host {
 
     /// The value of environment variable `name`, or nil.
     public static func environmentValue(_ name: String) -> String? {
-        System.environmentValue(name)
+        getenv(name).map { String(cString: $0) }
     }
 
     /// Sleeps for `milliseconds`.
