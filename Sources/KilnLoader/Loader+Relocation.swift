@@ -73,7 +73,9 @@ extension Loader {
         do {
             try store(relocation, objectName, target: target, objectAddress: objectAddress, writableStart: writableStart)
         } catch {
-            guard relocation.kind == .absolute32 else { throw error }
+            // With the region below 4 GiB, only an addend can push a field past 32 bits.
+            let isTargetHigh = !heap.region.contains(target) || !heap.region.isBelow4GiB
+            guard relocation.kind == .absolute32, isTargetHigh else { throw error }
             throw .addressBeyond32Bits(object: objectName, offset: relocation.offset,
                                        symbol: version.module.symbolName(of: relocation.target),
                                        address: UInt64(target), inRegion: heap.region.contains(target))
