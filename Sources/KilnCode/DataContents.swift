@@ -25,6 +25,7 @@ public struct DataSegment: Hashable, Sendable {
     /// The bytes, at least one.
     public var bytes: [UInt8]
 
+    /// A segment of `bytes` at `offset`; `CompiledModule.validate()` checks the rules.
     public init(offset: UInt32, bytes: [UInt8]) {
         self.offset = offset
         self.bytes = bytes
@@ -49,10 +50,11 @@ public struct DataContents: Sendable {
     /// Zeros appended since the last non-zero byte (or since the start).
     private var pendingZeros = 0
 
+    /// Empty contents, to append to.
     public init() {}
 
     /// The canonical segments of `bytes`.
-    public init(_ bytes: some Sequence<UInt8>) {
+    public init(_ bytes: [UInt8]) {
         append(contentsOf: bytes)
     }
 
@@ -61,31 +63,66 @@ public struct DataContents: Sendable {
         open.isEmpty ? closed : closed + [DataSegment(offset: UInt32(truncatingIfNeeded: openOffset), bytes: open)]
     }
 
+    /// Appends one byte (a zero is counted, not stored).
     public mutating func append(_ byte: UInt8) {
-        size += 1
-        guard byte != 0 else {
-            pendingZeros += 1
-            return
-        }
-        if open.isEmpty || pendingZeros >= Self.minimumGap {
-            if !open.isEmpty { closed.append(DataSegment(offset: UInt32(truncatingIfNeeded: openOffset), bytes: open)) }
-            open = [byte]
-            openOffset = size - 1
+        if byte == 0 {
+            appendZeros(1)
         } else {
-            open.append(contentsOf: repeatElement(0, count: pendingZeros))
-            open.append(byte)
+            withUnsafeBytes(of: byte) { appendNonZero($0) }
         }
-        pendingZeros = 0
     }
 
-    public mutating func append(contentsOf bytes: some Sequence<UInt8>) {
-        for byte in bytes { append(byte) }
+    /// Appends the low `size` bytes of `value`, little-endian (an integer item of the IL).
+    public mutating func appendLittleEndian(_ value: UInt64, size: Int) {
+        precondition(size >= 0 && size <= 8, "an integer item has 0 to 8 bytes")
+        withUnsafeBytes(of: value.littleEndian) { append(contentsOf: UnsafeRawBufferPointer(rebasing: $0.prefix(size))) }
+    }
+
+    /// Appends bytes (a string item of the IL, say).
+    public mutating func append(contentsOf bytes: [UInt8]) {
+        bytes.withUnsafeBytes { append(contentsOf: $0) }
+    }
+
+    /// Appends bytes.
+    public mutating func append(contentsOf bytes: ArraySlice<UInt8>) {
+        bytes.withUnsafeBytes { append(contentsOf: $0) }
+    }
+
+    /// Appends bytes, run by run: zeros are counted, other runs copied whole.
+    public mutating func append(contentsOf bytes: UnsafeRawBufferPointer) {
+        var index = 0
+        while index < bytes.count {
+            var end = index
+            if bytes[index] == 0 {
+                while end < bytes.count, bytes[end] == 0 { end += 1 }
+                appendZeros(end - index)
+            } else {
+                while end < bytes.count, bytes[end] != 0 { end += 1 }
+                appendNonZero(UnsafeRawBufferPointer(rebasing: bytes[index..<end]))
+            }
+            index = end
+        }
     }
 
     /// Appends `count` zeros without storing them.
     public mutating func appendZeros(_ count: Int) {
         size += count
         pendingZeros += count
+    }
+
+    /// Appends a run of bytes none of which is zero: it continues the open segment, or
+    /// starts the next one after a gap of `minimumGap` zeros or more.
+    private mutating func appendNonZero(_ run: UnsafeRawBufferPointer) {
+        if open.isEmpty || pendingZeros >= Self.minimumGap {
+            if !open.isEmpty { closed.append(DataSegment(offset: UInt32(truncatingIfNeeded: openOffset), bytes: open)) }
+            open = Array(run)
+            openOffset = size
+        } else {
+            open.append(contentsOf: repeatElement(0, count: pendingZeros))
+            open.append(contentsOf: run)
+        }
+        size += run.count
+        pendingZeros = 0
     }
 
     /// Why `segments` are not the canonical form of an object of `size` bytes, or nil.

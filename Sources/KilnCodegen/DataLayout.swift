@@ -54,7 +54,7 @@ func layOut(_ definition: DataDefinition, in module: Module, symbols: SymbolTabl
             contents.append(contentsOf: module.bytes(start: start, count: count))
         case .bits(let bits):
             if item.isManaged { managedSlots.append(offset32(contents.size)) }
-            for shift in 0..<item.type.size { contents.append(UInt8(truncatingIfNeeded: bits >> (8 * UInt64(shift)))) }
+            contents.appendLittleEndian(bits, size: item.type.size)
         case .address(let name, let offset):
             // The field stays zero in the contents: the loader writes it when it applies the record.
             let kind: RelocationKind = item.type.size == 8 ? .absolute64 : .absolute32

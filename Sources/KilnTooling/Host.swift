@@ -1,7 +1,7 @@
 // What the `kiln` command needs from the operating system, so that it does not
 // have to load Foundation (and ICU with it: about 15 ms of start-up for every
-// `kiln run`): files, standard error, child processes, a watcher thread. The
-// calls that can fail go through this target's System.swift.
+// `kiln run`): files, standard error, child processes, a watcher thread. Reads,
+// writes and processes go through this target's System.swift.
 
 import Glibc
 import KilnLoader

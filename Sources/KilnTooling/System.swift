@@ -1,6 +1,7 @@
-// Every system call the tools make, in one place: files, standard streams,
-// child processes, temporary directories, the drivers `kiln test` opens, and
-// the command's watcher thread.
+// The system calls of the tools: files, standard streams, child processes,
+// temporary directories and the drivers `kiln test` opens. Host.swift, the
+// command's face of this target, adds the few it makes directly (stat of a
+// file, a detached thread, a sleep).
 //
 // The runtime (KilnLoader) has its own System.swift for what a loaded program
 // needs; nothing here is linked into a host that embeds the loader. Failures

@@ -166,6 +166,32 @@ func le32(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) 
         #expect(decoded.data[1].materializedBytes[(1 << 20) + 5] == 4)
     }
 
+    /// Contents with zero runs of every length around the minimum gap, appended whole, byte
+    /// by byte and as integers, always give the same canonical segments, which give the
+    /// bytes back.
+    @Test func segmentsAreCanonicalAndGiveTheBytesBack() {
+        var generator = SeededGenerator(state: 0x7A65_726F)
+        for _ in 0..<300 {
+            var bytes: [UInt8] = []
+            for _ in 0..<Int.random(in: 0...12, using: &generator) {
+                let zeros = [0, 1, 31, 32, 33, 100][Int.random(in: 0..<6, using: &generator)]
+                bytes += [UInt8](repeating: 0, count: zeros)
+                bytes += (0..<Int.random(in: 0...9, using: &generator)).map { _ in UInt8.random(in: 0...3, using: &generator) }
+            }
+            let whole = DataContents(bytes)
+            var single = DataContents(), words = DataContents()
+            for byte in bytes { single.append(byte) }
+            for start in stride(from: 0, to: bytes.count, by: 8) {
+                let word = bytes[start..<min(start + 8, bytes.count)]
+                words.appendLittleEndian(word.reversed().reduce(0) { $0 << 8 | UInt64($1) }, size: word.count)
+            }
+            #expect(single.segments == whole.segments && words.segments == whole.segments, "\(bytes)")
+            #expect(DataContents.canonicalFormProblem(size: whole.size, segments: whole.segments) == nil, "\(bytes)")
+            let object = DataObject(name: "x", isExported: false, isThreadLocal: false, alignment: 1, bytes: bytes, relocations: [])
+            #expect(object.materializedBytes == bytes)
+        }
+    }
+
     @Test func refusesDataSegmentsThatAreNotCanonical() throws {
         let size = try #require(marks["size of counter"]), segments = try #require(marks["segments of counter"])
         expectRefused(patched(tiny, at: size, le32(2)),
