@@ -35,8 +35,12 @@ let package = Package(
         .target(name: "KilnCode"),
         // C shim for what Swift cannot reach: memfd_create, the __thread block of thread data.
         .target(name: "CKilnShim"),
-        // Loads compiled modules into executable memory, links and runs them; kiln test.
+        // The runtime: loads compiled modules into executable memory, links, runs, reloads them.
         .target(name: "KilnLoader", dependencies: ["KilnCode", "KilnX64", "CKilnShim"]),
+        // Tools around the runtime, for the command and the tests only (a host that embeds
+        // Kiln links KilnLoader without them): the `kiln test` runner (gcc, child processes),
+        // and files, processes and a watcher thread for the command.
+        .target(name: "KilnTooling", dependencies: ["KilnCode", "KilnLoader"]),
         .executableTarget(
             name: "kiln",
             dependencies: [
@@ -45,11 +49,12 @@ let package = Package(
                 "KilnCodegen",
                 "KilnCode",
                 "KilnLoader",
+                "KilnTooling",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Mutation fuzzer of the whole crate-file loading path (scripts/fuzz-loader.sh).
-        .executableTarget(name: "kiln-fuzz", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader"]),
+        .executableTarget(name: "kiln-fuzz", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnTooling"]),
         // Benchmark harness: prints its figures, never part of the test suite.
         .executableTarget(name: "kiln-bench", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader"]),
         .testTarget(name: "KilnILTests", dependencies: ["KilnIL"], resources: [.copy("Inputs")]),
@@ -58,5 +63,6 @@ let package = Package(
         .testTarget(name: "KilnX64Tests", dependencies: ["KilnX64"]),
         .testTarget(name: "KilnCodeTests", dependencies: ["KilnCode", "KilnIL", "KilnCodegen"]),
         .testTarget(name: "KilnLoaderTests", dependencies: ["KilnLoader", "KilnCode", "KilnX64", "KilnIL", "KilnCodegen"]),
+        .testTarget(name: "KilnToolingTests", dependencies: ["KilnTooling", "KilnLoader", "KilnCode", "KilnIL", "KilnCodegen"]),
     ]
 )

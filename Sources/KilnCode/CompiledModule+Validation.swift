@@ -33,14 +33,17 @@ extension CompiledModule {
             guard alignment > 0, alignment & (alignment - 1) == 0, alignment <= 4096 else {
                 throw InvalidModule("$\(object.name) has alignment \(object.alignment), not a power of two up to 4096")
             }
-            guard object.bytes.count <= Self.maximumObjectSize else {
-                throw InvalidModule("$\(object.name) is \(object.bytes.count) bytes, more than \(Self.maximumObjectSize)")
+            guard object.size >= 0, object.size <= Self.maximumObjectSize else {
+                throw InvalidModule("$\(object.name) is \(object.size) bytes, more than \(Self.maximumObjectSize)")
             }
-            for slot in object.managedSlots where Int(slot) + 8 > object.bytes.count || slot % 8 != 0 {
+            if let problem = DataContents.canonicalFormProblem(size: object.size, segments: object.segments) {
+                throw InvalidModule("$\(object.name): \(problem)")
+            }
+            for slot in object.managedSlots where Int(slot) + 8 > object.size || slot % 8 != 0 {
                 throw InvalidModule("$\(object.name): managed slot at \(slot) is not an aligned word inside the object")
             }
             for relocation in object.relocations {
-                try validate(relocation, in: object.name, size: object.bytes.count, isCode: false,
+                try validate(relocation, in: object.name, size: object.size, isCode: false,
                              isThreadData: object.isThreadLocal)
             }
         }

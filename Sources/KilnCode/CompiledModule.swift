@@ -43,28 +43,64 @@ public struct StackMap: Hashable, Sendable {
     }
 }
 
-/// One data definition, laid out.
+/// One data definition, laid out: its size and the segments of its initial contents that
+/// are not zero (DataContents.swift); every other byte starts as zero.
 public struct DataObject: Sendable {
     public var name: String
     public var isExported: Bool
-    /// Thread-local: every thread gets its own copy, initialised from `bytes`.
+    /// Thread-local: every thread gets its own copy, initialised from the contents.
     public var isThreadLocal: Bool
     public var alignment: Int
-    /// The initial contents (all zeros for zero-fill data).
-    public var bytes: [UInt8]
+    /// The size in bytes.
+    public var size: Int
+    /// The initial bytes that are not zero, in canonical form (see `DataContents`).
+    public var segments: [DataSegment]
     public var relocations: [Relocation]
     /// Offsets of 8-byte managed-reference slots (roots for the collector).
     public var managedSlots: [UInt32]
 
-    public init(name: String, isExported: Bool, isThreadLocal: Bool, alignment: Int, bytes: [UInt8],
+    public init(name: String, isExported: Bool, isThreadLocal: Bool, alignment: Int, size: Int, segments: [DataSegment],
                 relocations: [Relocation], managedSlots: [UInt32] = []) {
         self.name = name
         self.isExported = isExported
         self.isThreadLocal = isThreadLocal
         self.alignment = alignment
-        self.bytes = bytes
+        self.size = size
+        self.segments = segments
         self.relocations = relocations
         self.managedSlots = managedSlots
+    }
+
+    /// An object whose initial contents are `bytes`, zeros included (stored without them).
+    public init(name: String, isExported: Bool, isThreadLocal: Bool, alignment: Int, bytes: [UInt8],
+                relocations: [Relocation], managedSlots: [UInt32] = []) {
+        let contents = DataContents(bytes)
+        self.init(name: name, isExported: isExported, isThreadLocal: isThreadLocal, alignment: alignment,
+                  size: contents.size, segments: contents.segments, relocations: relocations, managedSlots: managedSlots)
+    }
+
+    /// Whether two objects start with the same contents.
+    public func hasSameContents(as other: DataObject) -> Bool {
+        size == other.size && segments == other.segments
+    }
+
+    /// Writes the initial contents into `size` bytes at `destination` that already read as
+    /// zero: only the segments are written, so untouched pages stay untouched.
+    public func unsafeWriteSegments(toZeroed destination: UnsafeMutableRawPointer) {
+        for segment in segments {
+            // Safe when the module passed `validate()`: every segment lies inside the object.
+            segment.bytes.withUnsafeBytes { source in
+                guard let start = source.baseAddress else { return }
+                (destination + Int(segment.offset)).copyMemory(from: start, byteCount: source.count)
+            }
+        }
+    }
+
+    /// Every initial byte, zeros included: `size` bytes, so only for objects known to be small.
+    public var materializedBytes: [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: size)
+        for segment in segments { bytes.replaceSubrange(Int(segment.offset)..<segment.end, with: segment.bytes) }
+        return bytes
     }
 }
 
@@ -103,6 +139,19 @@ public struct CompiledModule: Sendable {
             }
         }
         return (calls, addresses)
+    }
+
+    /// The name of the symbol a record's target stands for, without quotes: the function or
+    /// data object of this module it refers to by index, or the imported name.
+    public func symbolName(of target: RelocationTarget) -> String {
+        switch target {
+        case .function(let index), .stub(let index):
+            functions.indices.contains(index) ? unquoted(functions[index].name) : "function #\(index)"
+        case .data(let index), .threadLocal(let index):
+            data.indices.contains(index) ? unquoted(data[index].name) : "data #\(index)"
+        case .external(let name), .callSlot(let name), .addressSlot(let name):
+            name
+        }
     }
 
     /// The external symbols the module refers to, each once, in order of first use.

@@ -45,9 +45,13 @@ extension CrateFile {
             T(littleEndian: file.loadUnaligned(fromByteOffset: offset, as: T.self))
         }
         let version = field(HeaderField.version, UInt32.self)
+        guard version >= formatVersion else {
+            throw CrateFileError(offset: HeaderField.version, "format version \(version) is older than this Kiln's "
+                                 + "(\(formatVersion)): rebuild the crate file from its IL with `kiln build`")
+        }
         guard version == formatVersion else {
             throw CrateFileError(offset: HeaderField.version,
-                                 "format version \(version), but this Kiln reads only version \(formatVersion)")
+                                 "format version \(version), but this Kiln reads only version \(formatVersion) (a newer Kiln wrote it)")
         }
         let length = field(HeaderField.headerLength, UInt32.self)
         guard length == headerLength else {
@@ -86,7 +90,7 @@ struct CrateReader {
     private var isCallSlot: [Bool] = [], isAddressSlot: [Bool] = []
 
     /// The smallest encodings: a function or data object with empty name and contents.
-    private static let smallestObject = 21, smallestName = 4, smallestStackMap = 8
+    private static let smallestObject = 21, smallestName = 4, smallestStackMap = 8, smallestSegment = 9
 
     init(_ file: UnsafeRawBufferPointer) {
         self.file = file
@@ -155,11 +159,18 @@ struct CrateReader {
             throw CrateFileError(offset: flagsOffset, "flags of $\(name): unknown bits 0x\(String(flags & ~3, radix: 16))")
         }
         let alignment: UInt32 = try integer("alignment of $\(name)")
-        let bytes = try bytes("contents of $\(name)")
+        let size: UInt32 = try integer("size of $\(name)")
+        let segmentCount = try count("segment count of $\(name)", smallest: Self.smallestSegment)
+        var segments: [DataSegment] = []
+        segments.reserveCapacity(segmentCount)
+        for segment in 0..<segmentCount {
+            let offset: UInt32 = try integer("segment \(segment) of $\(name)")
+            segments.append(DataSegment(offset: offset, bytes: try bytes("bytes of segment \(segment) of $\(name)")))
+        }
         let relocations = try readRelocations(of: name, isCode: false)
         let managedSlots: [UInt32] = try integers("managed slots of $\(name)")
         return DataObject(name: name, isExported: flags & 1 != 0, isThreadLocal: flags & 2 != 0, alignment: Int(alignment),
-                          bytes: bytes, relocations: relocations, managedSlots: managedSlots)
+                          size: Int(size), segments: segments, relocations: relocations, managedSlots: managedSlots)
     }
 
     private mutating func readRelocations(of owner: String, isCode: Bool) throws(CrateFileError) -> [Relocation] {

@@ -11,7 +11,7 @@
 // must be zero and every derived list is checked, so `encode(decode(x)) == x`
 // byte for byte for every file that decodes.
 //
-// Layout, version 1. Integers are little-endian and fixed width, so that the
+// Layout, version 2. Integers are little-endian and fixed width, so that the
 // reader copies arrays in bulk. A *count* is a u32; a *name* is a u32 byte
 // length followed by that many bytes of UTF-8.
 //
@@ -36,7 +36,8 @@
 //       name                         name
 //       flags                        u8: bit 0 exported, bit 1 thread-local
 //       alignment                    u32
-//       bytes                        u32 length, bytes
+//       size                         u32
+//       segments                     count, then for each: u32 offset, u32 length, bytes
 //       relocations                  count, records
 //       managed slots                count, u32 each
 //     TOC layout                     count, names of call slots; count, names of address slots
@@ -52,11 +53,16 @@
 // and its name follows the record. So each name is stored (and decoded) once,
 // and the import list at the end is a check, as are the TOC layout and the
 // export list: the reader derives all three and refuses a file that disagrees.
+//
+// A data object stores only the segments of its contents that are not zero,
+// in canonical form (DataContents.swift), so a 16 MiB `z` array takes a few
+// bytes. Version 1 stored every byte; such files are refused with a request
+// to rebuild them.
 
 /// Reads and writes crate files; see the file comment for the layout.
 public enum CrateFile {
-    /// The version this Kiln writes and the only one it reads.
-    public static let formatVersion: UInt32 = 1
+    /// The version this Kiln writes and the only one it reads (2: data as segments).
+    public static let formatVersion: UInt32 = 2
 
     /// The first eight bytes of every crate file.
     public static let magic: [UInt8] = Array("KILNCRAT".utf8)
@@ -108,7 +114,8 @@ public enum CrateFile {
             for map in function.stackMaps { size += 8 + 4 * map.frameSlots.count }
         }
         for object in module.data {
-            size += 64 + object.name.utf8.count + object.bytes.count + 4 * object.managedSlots.count
+            size += 64 + object.name.utf8.count + 4 * object.managedSlots.count
+            for segment in object.segments { size += 8 + segment.bytes.count }
             size += (relocationRecordSize + 8) * object.relocations.count
         }
         return size
@@ -250,8 +257,13 @@ struct CrateWriter {
         name(object.name)
         bytes.append((object.isExported ? 1 : 0) | (object.isThreadLocal ? 2 : 0))
         integer(UInt32(truncatingIfNeeded: object.alignment))
-        count(object.bytes.count)
-        bytes.append(contentsOf: object.bytes)
+        count(object.size)
+        count(object.segments.count)
+        for segment in object.segments {
+            integer(segment.offset)
+            count(segment.bytes.count)
+            bytes.append(contentsOf: segment.bytes)
+        }
         write(object.relocations)
         integers(object.managedSlots)
     }

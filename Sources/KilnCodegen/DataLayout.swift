@@ -2,7 +2,9 @@
 //
 // Items are packed as written (QBE adds no padding; front ends emit `z`).
 // Integer items are little-endian in their width; symbol items become
-// relocations: `l` items 64-bit absolute, `w` items 32-bit absolute.
+// relocations: `l` items 64-bit absolute, `w` items 32-bit absolute. Only the
+// bytes that are not zero are kept (as `DataSegment`s): zero fill of any size
+// takes no memory in the compiled module.
 
 import KilnCode
 import KilnIL
@@ -38,29 +40,38 @@ extension RelocationTarget {
     }
 }
 
-/// Lays out one data definition.
+/// Lays out one data definition. Zeros are counted, not stored (DataContents.swift), so a
+/// `z` item of any size costs nothing here.
 func layOut(_ definition: DataDefinition, in module: Module, symbols: SymbolTable) -> DataObject {
-    var bytes: [UInt8] = []
+    var contents = DataContents()
     var relocations: [Relocation] = []
     var managedSlots: [UInt32] = []
-    bytes.reserveCapacity(Int(min(definition.size, 1 << 20)))
     for item in definition.items {
         switch item.kind {
         case .zero(let count):
-            bytes.append(contentsOf: repeatElement(0, count: Int(count)))
+            contents.appendZeros(Int(count))
         case .string(let start, let count):
-            bytes.append(contentsOf: module.bytes(start: start, count: count))
+            contents.append(contentsOf: module.bytes(start: start, count: count))
         case .bits(let bits):
-            if item.isManaged { managedSlots.append(UInt32(bytes.count)) }
-            for shift in 0..<item.type.size { bytes.append(UInt8(truncatingIfNeeded: bits >> (8 * UInt64(shift)))) }
+            if item.isManaged { managedSlots.append(offset32(contents.size)) }
+            contents.appendLittleEndian(bits, size: item.type.size)
         case .address(let name, let offset):
+            // The field stays zero in the contents: the loader writes it when it applies the record.
             let kind: RelocationKind = item.type.size == 8 ? .absolute64 : .absolute32
-            relocations.append(Relocation(offset: UInt32(bytes.count), kind: kind,
+            relocations.append(Relocation(offset: offset32(contents.size), kind: kind,
                                           target: symbols.target(name, in: module).asValue, addend: offset))
-            bytes.append(contentsOf: repeatElement(0, count: item.type.size))
+            contents.appendZeros(item.type.size)
         }
     }
     return DataObject(name: module.text(definition.name), isExported: definition.linkage.isExport,
                       isThreadLocal: definition.linkage.isThread, alignment: Int(definition.alignment),
-                      bytes: bytes, relocations: relocations, managedSlots: managedSlots)
+                      size: contents.size, segments: contents.segments, relocations: relocations,
+                      managedSlots: managedSlots)
+}
+
+/// An offset in a data object as records store it. An object too large for 32-bit offsets
+/// is refused as a whole by `CompiledModule.validate()` (which checks sizes before
+/// records), so a truncated offset is never used.
+private func offset32(_ offset: Int) -> UInt32 {
+    UInt32(truncatingIfNeeded: offset)
 }

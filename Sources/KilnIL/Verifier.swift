@@ -122,9 +122,11 @@ final class Verifier {
                 if item.isManaged {
                     diagnostics.error("a managed (r) data item cannot hold a symbol address", at: item.location)
                 } else if item.type.size < 4 {
-                    diagnostics.error("a symbol address needs an l item (found \(item.type.letter))", at: item.location)
-                } else if item.type.size == 4 {
-                    diagnostics.warning("a symbol address in a w item is truncated to 32 bits", at: item.location)
+                    // A `w` item holds an address below 4 GiB, where Kiln places code and data
+                    // when it can (QBE's non-PIE output links it too); nothing lies low enough
+                    // for `b` or `h`: no mapping starts below 64 KiB.
+                    diagnostics.error("a symbol address does not fit in \(8 * item.type.size) bits (\(item.type.letter) item); "
+                                      + "use l, or w for addresses below 4 GiB", at: item.location)
                 }
                 if let target = symbols[symbol], target.isThread {
                     diagnostics.error("thread-local $\(text(symbol)) has no fixed address to store in data", at: item.location)

@@ -100,8 +100,8 @@ final class CodeHeap {
     private var releasedFrom: Int
     private var nextID: UInt32 = 0
 
-    init(regionSize: Int) throws(SystemError) {
-        region = try ExecutableRegion(size: regionSize)
+    init(regionSize: Int, placement: RegionPlacement = .lowWhenFree) throws(SystemError) {
+        region = try ExecutableRegion(size: regionSize, placement: placement)
         fixedSize = max(1 << 16, min(32 << 20, region.halfSize / 16))
         movable = FreeList(limit: region.halfSize - fixedSize)
         fixed = FreeList(limit: fixedSize)
@@ -273,10 +273,11 @@ final class CodeHeap {
         return region.dataBase + UInt(offset)
     }
 
-    /// Returns data to the heap, zeroed (so the next allocation reads zeros).
+    /// Returns data to the heap, zeroed (so the next allocation reads zeros); the whole pages
+    /// of a large object go back to the kernel instead of being written.
     func freeData(_ address: UInt, count: Int) {
         let size = align(max(count, 1), 8)
-        UnsafeMutableRawPointer(bitPattern: address)!.initializeMemory(as: UInt8.self, repeating: 0, count: size)
+        region.zeroData(address..<(address + UInt(size)))
         data.free(Int(address - region.dataBase)..<Int(address - region.dataBase) + size)
     }
 

@@ -14,13 +14,37 @@
 // committed: the memfd is sparse and the anonymous pages are MAP_NORESERVE,
 // so a page takes memory only when it is first written, and `release` hands
 // pages of freed ranges back to the kernel (a hole punched in the memfd,
-// MADV_DONTNEED for data). The heaps on top decide what is used.
+// MADV_DONTNEED for data). Freed data must read as zero again (the loader
+// writes only the non-zero parts of new data): `zeroData` gives the whole
+// pages of a large range back rather than writing them, so a 16 MiB array
+// that was never touched is never touched on its way out either. The heaps
+// on top decide what is used.
+//
+// Placement: below 4 GiB when that address space is free, so that every
+// object of the region has a 32-bit address and QBE's `w $sym` data items
+// (32-bit absolute fields, which a non-PIE executable links) can hold it.
+// Candidate places are tried from 4 GiB down with MAP_FIXED_NOREPLACE, never
+// over anything already mapped; when none is free (many loaders alive at
+// once), the region goes wherever the kernel puts it, `isBelow4GiB` is false,
+// and a crate with a 32-bit field is refused when it is loaded. Only the
+// executable view and the data half need low addresses; the writable alias
+// of the code goes anywhere.
 //
 // W^X holds per view: no page of either reservation is ever writable and
 // executable at once, and patching live code needs no mprotect flip (the
 // alias view is always writable). Thread-local data is not placed here
 // (see ThreadLocalData.swift). The region owns both reservations and the
 // memfd and releases them in `deinit`: everything placed in it dies with it.
+
+/// Where a region may be reserved; see the file comment of ExecutableRegion.swift.
+public enum RegionPlacement: Sendable {
+    /// Below 4 GiB when such address space is free, anywhere otherwise.
+    case lowWhenFree
+    /// Wherever the kernel puts it (in practice far above 4 GiB).
+    case anywhere
+}
+
+import Synchronization
 
 /// The reserved code-and-data range of a `Loader`; see the file comment.
 ///
@@ -40,12 +64,22 @@ public struct ExecutableRegion: ~Copyable {
     /// Start of the data half.
     public var dataBase: UInt { base + UInt(halfSize) }
 
-    /// Reserves and maps `size` bytes (a multiple of 128 KiB, at most 2 GiB).
-    public init(size: Int = 1 << 30) throws(SystemError) {
+    /// Whether the whole reservation lies below 4 GiB, so that every address in it fits in
+    /// 32 bits.
+    public var isBelow4GiB: Bool { UInt64(base) + UInt64(size) <= 1 << 32 }
+
+    /// Reserves and maps `size` bytes (a multiple of 128 KiB, at most 2 GiB), placed as
+    /// `placement` asks.
+    public init(size: Int = 1 << 30, placement: RegionPlacement = .lowWhenFree) throws(SystemError) {
         precondition(size > 0 && size <= 1 << 31 && size % (1 << 17) == 0,
                      "region size \(size) must be a positive multiple of 128 KiB, at most 2 GiB")
         let half = size / 2
-        let reservation = try System.reserveUnused(size)
+        let reservation: UnsafeMutableRawPointer
+        if placement == .lowWhenFree, let low = Self.reserveBelow4GiB(size) {
+            reservation = low
+        } else {
+            reservation = try System.reserveUnused(size)
+        }
         let alias: UnsafeMutableRawPointer
         do {
             alias = try System.reserve(half)
@@ -71,6 +105,32 @@ public struct ExecutableRegion: ~Copyable {
         self.memfd = descriptor
     }
 
+    /// The lowest address a low region may start at: the first 256 MiB are left to a
+    /// non-PIE host's program and its brk heap.
+    static let lowestLowBase: UInt = 256 << 20
+
+    /// How far apart the candidate places of a low region are.
+    static let lowPlacementStep: UInt = 128 << 20
+
+    /// A reservation of `size` bytes that ends at or below 4 GiB, at the highest free
+    /// candidate place, or nil when none is free.
+    private static func reserveBelow4GiB(_ size: Int) -> UnsafeMutableRawPointer? {
+        let highest = (UInt(1) << 32) - UInt(size)
+        guard highest >= lowestLowBase else { return nil }
+        let places = Int((highest - lowestLowBase) / lowPlacementStep) + 1
+        // Each reservation starts the search one place further on, so a loader made after
+        // another was freed does not land where the old one was (a stale word about the
+        // old code on some stack must not look like a reference to the new).
+        let first = Int(lowCursor.add(1, ordering: .relaxed).oldValue % UInt(places))
+        for step in 0..<places {
+            let candidate = highest - UInt((first + step) % places) * lowPlacementStep
+            if let reservation = System.reserve(size, at: candidate) { return reservation }
+        }
+        return nil
+    }
+
+    private static let lowCursor = Atomic<UInt>(0)
+
     deinit {
         System.unmap(UnsafeMutableRawPointer(bitPattern: base)!, size)
         System.unmap(UnsafeMutableRawPointer(bitPattern: aliasBase)!, size / 2)
@@ -95,6 +155,28 @@ public struct ExecutableRegion: ~Copyable {
         precondition(containsCode(executableAddress), "address is not in the code half")
         return UnsafeMutableRawPointer(bitPattern: aliasBase + (executableAddress - base))!
     }
+
+    /// Makes the data bytes in `range` read as zero. The pages wholly inside a range of
+    /// `minimumRelease` bytes or more are given back to the kernel (untouched again, they
+    /// take no memory until the next write); the bytes around them, and small ranges, are
+    /// written with zeros.
+    func zeroData(_ range: Range<UInt>) {
+        precondition(range.lowerBound >= dataBase && range.upperBound <= base + UInt(size), "not in the data half")
+        let page = UInt(System.pageSize)
+        let start = (range.lowerBound + page - 1) & ~(page - 1), end = range.upperBound & ~(page - 1)
+        guard range.count >= Self.minimumRelease, start < end else {
+            UnsafeMutableRawPointer(bitPattern: range.lowerBound)!.initializeMemory(as: UInt8.self, repeating: 0, count: range.count)
+            return
+        }
+        UnsafeMutableRawPointer(bitPattern: range.lowerBound)!.initializeMemory(as: UInt8.self, repeating: 0,
+                                                                                count: Int(start - range.lowerBound))
+        System.discard(UnsafeMutableRawPointer(bitPattern: start)!, Int(end - start))
+        UnsafeMutableRawPointer(bitPattern: end)!.initializeMemory(as: UInt8.self, repeating: 0, count: Int(range.upperBound - end))
+    }
+
+    /// The smallest data range `zeroData` hands back to the kernel rather than writes: below
+    /// it, writing zeros costs less than the system call and the page faults that follow.
+    static let minimumRelease = 64 << 10
 
     /// Gives the pages wholly inside `range` back to the kernel; they read as zero afterwards.
     func release(_ range: Range<UInt>) {

@@ -37,6 +37,10 @@ public enum LoadError: Error, CustomStringConvertible, Sendable {
     case unresolvedSymbols([UnresolvedSymbol])
     /// A relocation's value does not fit its field.
     case relocationOutOfRange(object: String, offset: UInt32, relocation: Relocation, value: Int64)
+    /// A 32-bit absolute field (a `w $symbol` data item) cannot hold the symbol's address (plus
+    /// addend): `inRegion` when the symbol is the loader's own and its region lies above
+    /// 4 GiB, otherwise it is a C library's symbol.
+    case addressBeyond32Bits(object: String, offset: UInt32, symbol: String, address: UInt64, inRegion: Bool)
     /// The module breaks a rule of `CompiledModule` (an index out of range, a field past the
     /// end of its object, a bad alignment, a thread-local object used as plain data...).
     case invalidModule(module: String, message: String)
@@ -68,6 +72,12 @@ public enum LoadError: Error, CustomStringConvertible, Sendable {
         case .relocationOutOfRange(let object, let offset, let relocation, let value):
             return "$\(object)+0x\(String(offset, radix: 16)): relocation \(relocation.kind) to "
                 + "\(relocation.target) does not fit its field (value \(value))"
+        case .addressBeyond32Bits(let object, let offset, let symbol, let address, let inRegion):
+            let place = "$\(object)+0x\(String(offset, radix: 16)): the 32-bit field `w $\(symbol)` needs an address below 4 GiB, "
+            let reason = inRegion
+                ? "but this loader's code and data lie at 0x\(String(address, radix: 16)) (no address space below 4 GiB was free when it was made)"
+                : "but $\(symbol) is a C symbol at 0x\(String(address, radix: 16))"
+            return place + reason + "; an l item holds any address"
         case .invalidModule(let module, let message):
             return "\(module): invalid compiled module: \(message)"
         case .regionFull(let kind, let requested):

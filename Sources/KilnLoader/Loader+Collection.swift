@@ -94,7 +94,7 @@ extension Loader {
     /// Frees what a retired version owns besides its blocks.
     private func release(_ version: CrateVersion) {
         for (index, object) in version.module.data.enumerated() where version.ownsData[index] {
-            if let address = version.dataAddresses[index] { heap.freeData(address, count: object.bytes.count) }
+            if let address = version.dataAddresses[index] { heap.freeData(address, count: object.size) }
             version.ownsData[index] = false
         }
         guard version.ownsTOC else { return }

@@ -148,6 +148,7 @@ extension Loader {
         do throws(LoadError) {
             let unresolved = try bindEagerly(version, of: crate)
             guard unresolved.isEmpty else { throw LoadError.unresolvedSymbols(unresolved) }
+            try checkAbsolute32Fields(of: version)
             try registerThreadData(of: version, in: crate,
                                    keeping: { plan.keptData[$0].flatMap { old.threadOffsets[$0] } })
         } catch {
@@ -192,7 +193,7 @@ extension Loader {
         let handedOver = Set(plan.kept.values.map(\.id) + plan.inPlace.values.map(\.id))
         for block in version.blocks where !handedOver.contains(block.id) { heap.free(block) }
         for (index, object) in version.module.data.enumerated() where plan.keptData[index] == nil {
-            if let address = version.dataAddresses[index] { heap.freeData(address, count: object.bytes.count) }
+            if let address = version.dataAddresses[index] { heap.freeData(address, count: object.size) }
         }
         heap.freeData(version.toc.address, count: version.toc.size)
         for stub in version.toc.resolverStubs { heap.freeFixed(stub, count: 16) }

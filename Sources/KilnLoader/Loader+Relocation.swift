@@ -69,8 +69,38 @@ extension Loader {
         _ relocation: Relocation, _ objectName: String, of version: CrateVersion, in crate: CrateState,
         objectAddress: UInt, writableStart: UnsafeMutableRawPointer
     ) throws(LoadError) {
-        try store(relocation, objectName, target: try targetValue(relocation.target, of: version, in: crate),
-                  objectAddress: objectAddress, writableStart: writableStart)
+        let target = try targetValue(relocation.target, of: version, in: crate)
+        do {
+            try store(relocation, objectName, target: target, objectAddress: objectAddress, writableStart: writableStart)
+        } catch {
+            // With the region below 4 GiB, only an addend can push a field past 32 bits.
+            let isTargetHigh = !heap.region.contains(target) || !heap.region.isBelow4GiB
+            guard relocation.kind == .absolute32, isTargetHigh else { throw error }
+            throw .addressBeyond32Bits(object: objectName, offset: relocation.offset,
+                                       symbol: version.module.symbolName(of: relocation.target),
+                                       address: UInt64(target), inRegion: heap.region.contains(target))
+        }
+    }
+
+    /// Refuses a version whose 32-bit absolute fields (`w $symbol` data items) cannot hold
+    /// their symbols' addresses, before anything is written: the loader's own objects have
+    /// such addresses only when its region lies below 4 GiB, C libraries' symbols seldom do.
+    /// The external symbols must be bound.
+    func checkAbsolute32Fields(of version: CrateVersion) throws(LoadError) {
+        for object in version.module.data {
+            for relocation in object.relocations where relocation.kind == .absolute32 {
+                var address = UInt64(heap.region.base)
+                if case .external(let name) = relocation.target, let value = version.externalValues[name] {
+                    address = UInt64(value)
+                } else if heap.region.isBelow4GiB {
+                    continue  // every object of the region fits; `apply` checks the addend
+                }
+                guard address &+ UInt64(bitPattern: relocation.addend) > UInt64(UInt32.max) else { continue }
+                throw .addressBeyond32Bits(object: object.name, offset: relocation.offset,
+                                           symbol: version.module.symbolName(of: relocation.target),
+                                           address: address, inRegion: heap.region.contains(UInt(address)))
+            }
+        }
     }
 
     /// Writes one record's field for a target value already known.

@@ -37,10 +37,13 @@ public final class Loader {
         public var compactEvery = 0
         /// When set, crates are placed at addresses drawn from this seed (for tests).
         public var placementSeed: UInt64?
+        /// Where the region goes: below 4 GiB when free (the default), or anywhere.
+        public var regionPlacement: RegionPlacement
 
-        public init(compactEvery: Int = 0, placementSeed: UInt64? = nil) {
+        public init(compactEvery: Int = 0, placementSeed: UInt64? = nil, regionPlacement: RegionPlacement = .lowWhenFree) {
             self.compactEvery = compactEvery
             self.placementSeed = placementSeed
+            self.regionPlacement = regionPlacement
         }
 
         /// The options `KILN_STRESS` asks for: `compact` (compact at every runtime entry)
@@ -111,7 +114,7 @@ public final class Loader {
     public init(regionSize: Int = 1 << 30, linkLibraries: [String] = [],
                 options: Options = .fromEnvironment) throws(LoadError) {
         do {
-            heap = try CodeHeap(regionSize: regionSize)
+            heap = try CodeHeap(regionSize: regionSize, placement: options.regionPlacement)
         } catch {
             throw .system(error)
         }
@@ -200,6 +203,7 @@ public final class Loader {
             for module in modules { placed.append(try place(module, padding: &padding)) }
             for crate in placed { register(crate) }
             try bindEagerly(placed)
+            for crate in placed { try checkAbsolute32Fields(of: crate.live) }
             for crate in placed { try finish(crate) }
         } catch {
             for crate in placed { discard(crate) }
@@ -288,7 +292,7 @@ public final class Loader {
                     dataAddresses.append(address)
                     ownsData.append(true)
                 } else {
-                    dataAddresses.append(try heap.allocateData(object.bytes.count, alignment: object.alignment))
+                    dataAddresses.append(try heap.allocateData(object.size, alignment: object.alignment))
                     ownsData.append(true)
                 }
             }
@@ -302,7 +306,7 @@ public final class Loader {
             for block in fresh { heap.free(block) }
             for (index, object) in module.data.enumerated() where index < dataAddresses.count {
                 if let address = dataAddresses[index], dataReused(index) == nil {
-                    heap.freeData(address, count: object.bytes.count)
+                    heap.freeData(address, count: object.size)
                 }
             }
             if tocAddress != 0 { heap.freeData(tocAddress, count: toc.size) }
@@ -376,11 +380,12 @@ public final class Loader {
     }
 
     /// Writes data object `index`'s initial bytes and applies its records (plain data only).
+    /// Fresh data reads as zero, so only the segments are written: zero runs stay untouched.
     func writeData(_ index: Int, of version: CrateVersion, in crate: CrateState) throws(LoadError) {
         guard let address = version.dataAddresses[index] else { return }
         let object = version.module.data[index]
         let writable = UnsafeMutableRawPointer(bitPattern: address)!
-        object.bytes.withUnsafeBytes { writable.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        object.unsafeWriteSegments(toZeroed: writable)
         try applyRelocations(object.name, object.relocations, of: version, in: crate, objectAddress: address,
                              writableStart: writable)
     }
@@ -403,15 +408,17 @@ public final class Loader {
                 version.threadOffsets[index] = offset
                 continue
             }
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(object.bytes.count, 1), alignment: 16)
+            // The whole layout is smaller than this; a larger template is never built.
+            guard object.size <= Int(KILN_TLS_CAPACITY) else { throw .threadDataFull(object: object.name, size: object.size) }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(object.size, 1), alignment: 16)
             defer { buffer.deallocate() }
-            buffer.copyBytes(from: object.bytes)
+            buffer.copyBytes(from: object.materializedBytes)
             // Templates hold no pc-relative fields (validate refuses them), so address 0 is as good as any.
             try applyRelocations(object.name, object.relocations, of: version, in: crate, objectAddress: 0,
                                  writableStart: buffer.baseAddress!)
-            let template = Array(buffer.prefix(object.bytes.count))
+            let template = Array(buffer.prefix(object.size))
             guard let offset = ThreadLocalData.register(template, alignment: max(object.alignment, 1)) else {
-                throw .threadDataFull(object: object.name, size: object.bytes.count)
+                throw .threadDataFull(object: object.name, size: object.size)
             }
             version.threadOffsets[index] = offset
         }
@@ -423,7 +430,7 @@ public final class Loader {
         let kept = Set((keeping?.blocks ?? []).map(\.id))
         for block in version.blocks where !block.isFreed && !kept.contains(block.id) { heap.free(block) }
         for (index, object) in version.module.data.enumerated() where version.ownsData[index] {
-            if let address = version.dataAddresses[index] { heap.freeData(address, count: object.bytes.count) }
+            if let address = version.dataAddresses[index] { heap.freeData(address, count: object.size) }
         }
         guard version.ownsTOC else { return }
         version.ownsTOC = false

@@ -48,7 +48,7 @@ struct ReloadPlan {
         for (index, object) in new.data.enumerated() {
             guard let oldIndex = oldData[unquoted(object.name)] else { continue }
             let previous = old.module.data[oldIndex]
-            if previous.bytes == object.bytes, previous.alignment == object.alignment,
+            if previous.hasSameContents(as: object), previous.alignment == object.alignment,
                previous.isThreadLocal == object.isThreadLocal, previous.managedSlots == object.managedSlots,
                Self.same(previous.relocations, in: old.module, object.relocations, in: new) {
                 keptData[index] = oldIndex

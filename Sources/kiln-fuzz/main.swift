@@ -16,6 +16,7 @@ import KilnCode
 import KilnCodegen
 import KilnIL
 import KilnLoader
+import KilnTooling
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -8,7 +8,7 @@ import ArgumentParser
 import KilnCode
 import KilnCodegen
 import KilnIL
-import KilnLoader
+import KilnTooling
 
 struct Build: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,6 +35,13 @@ struct Build: ParsableCommand {
             throw ExitCode(1)
         }
         compiled.sourceLineStarts = module.source.lineStarts
+        do {
+            // What every loader would refuse (an object over the size limit, say) is not written.
+            try compiled.validate()
+        } catch {
+            printError("\(file): error: cannot be loaded: \(error)")
+            throw ExitCode(1)
+        }
         let destination = output ?? crateFilePath(for: file)
         do {
             try Host.writeFile(destination, CrateFile.encode(compiled))

@@ -4,7 +4,7 @@ import ArgumentParser
 import KilnCode
 import KilnCodegen
 import KilnIL
-import KilnLoader
+import KilnTooling
 
 struct Compile: ParsableCommand {
     static let configuration = CommandConfiguration(

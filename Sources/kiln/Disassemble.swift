@@ -14,6 +14,7 @@ import KilnCode
 import KilnCodegen
 import KilnIL
 import KilnLoader
+import KilnTooling
 
 struct Disassemble: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -71,7 +72,7 @@ struct Disassemble: ParsableCommand {
             }
             if function == nil {
                 for data in compiled.data where !data.relocations.isEmpty {
-                    print("data $\(data.name): \(data.bytes.count) bytes")
+                    print("data $\(data.name): \(data.size) bytes")
                     for relocation in data.relocations { print("    reloc \(describe(relocation, compiled))") }
                 }
             }

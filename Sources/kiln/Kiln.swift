@@ -7,7 +7,7 @@ import ArgumentParser
 import KilnCode
 import KilnCodegen
 import KilnIL
-import KilnLoader
+import KilnTooling
 import KilnPasses
 
 @main
@@ -121,6 +121,11 @@ func frontEnd(_ path: String) -> Module? {
         printError("\(path): error: \(error)")
         return nil
     }
+    return frontEnd(source)
+}
+
+/// Parses and verifies a source, printing diagnostics; nil when it has errors.
+func frontEnd(_ source: SourceFile) -> Module? {
     let (module, diagnostics) = parseAndVerify(source)
     for diagnostic in diagnostics { printError(diagnostic.rendered) }
     return diagnostics.contains { $0.severity == .error } ? nil : module

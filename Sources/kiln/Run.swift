@@ -5,6 +5,7 @@ import KilnCode
 import KilnCodegen
 import KilnIL
 import KilnLoader
+import KilnTooling
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -20,7 +21,10 @@ struct Run: ParsableCommand {
             come before or right after the files; everything after them (or after --) \
             goes to the program: `kiln run main.ssa util.kcrate a b`, \
             `kiln run prog.ssa --link lib.so -- --verbose`. With --watch, a crate whose file \
-            changes is recompiled and reloaded while the program runs: the reload takes \
+            changes is recompiled and reloaded while the program runs, once the file has \
+            kept its size and modification time for 100 ms (KILN_WATCH_SETTLE_MS sets \
+            another settle time), so a file saved in steps is read whole; a file that does \
+            not compile is reported and the program keeps its old version. The reload takes \
             effect at the program's next call through a TOC (any call to C or to another \
             crate); calls in progress finish in the old code. A fatal error of the program \
             (a call to an undefined symbol, or through the stub of a removed function) exits \
@@ -110,39 +114,6 @@ struct Run: ParsableCommand {
     }
 }
 
-/// Starts a thread that polls the crates' files and asks the loader to reload the ones
-/// that change; messages go to standard error.
-func startWatching(_ paths: [String], loader: Loader) {
-    final class Shared: @unchecked Sendable {
-        let loader: Loader
-        init(_ loader: Loader) { self.loader = loader }
-    }
-    let shared = Shared(loader)
-    let started = Host.startThread {
-        // The watcher never runs crate code: stops leave it running.
-        World.exemptCurrentThread()
-        var stamps = paths.map { Host.modificationStamp($0) }
-        while true {
-            Host.sleep(milliseconds: 50)
-            for (index, path) in paths.enumerated() {
-                let stamp = Host.modificationStamp(path)
-                guard let stamp, stamp != stamps[index].map({ $0 }) ?? (0, 0) else { continue }
-                stamps[index] = stamp
-                guard let module = compiledCrate(path) else {
-                    printError("kiln: \(path) changed but does not compile; still running the old version")
-                    continue
-                }
-                do {
-                    printError("kiln: reloaded \(try shared.loader.reload(crateNamed: path, with: module))")
-                } catch {
-                    printError("kiln: reload of \(path) failed, nothing changed: \(error)")
-                }
-            }
-        }
-    }
-    if !started { printError("kiln: cannot start the file watcher; --watch is off") }
-}
-
 /// Whether `path` names an input `kiln run` and `kiln dis` read as a crate.
 func isCrateFile(_ path: String) -> Bool {
     [".ssa", ".il", ".qbe", ".kcrate"].contains { path.hasSuffix($0) }
@@ -150,14 +121,20 @@ func isCrateFile(_ path: String) -> Bool {
 
 /// The compiled module of an IL file or a crate file, or nil after printing why not.
 func compiledCrate(_ path: String) -> CompiledModule? {
+    let bytes: [UInt8]
+    do {
+        bytes = try Host.readFile(path)
+    } catch {
+        printError("\(path): error: \(error.reason)")
+        return nil
+    }
+    return compiledCrate(path, contents: bytes)
+}
+
+/// The compiled module of the contents of an IL file or a crate file (which is which, the
+/// path's extension says), or nil after printing why not.
+func compiledCrate(_ path: String, contents bytes: [UInt8]) -> CompiledModule? {
     if path.hasSuffix(".kcrate") {
-        let bytes: [UInt8]
-        do {
-            bytes = try Host.readFile(path)
-        } catch {
-            printError("\(path): error: \(error)")
-            return nil
-        }
         do {
             var module = try CrateFile.decode(bytes)
             module.name = path
@@ -167,7 +144,7 @@ func compiledCrate(_ path: String) -> CompiledModule? {
             return nil
         }
     }
-    guard let module = frontEnd(path) else { return nil }
+    guard let module = frontEnd(SourceFile(name: path, bytes: bytes)) else { return nil }
     do {
         return try compileModule(module)
     } catch let error as CompileError {

@@ -9,7 +9,7 @@ import ArgumentParser
 import KilnCode
 import KilnCodegen
 import KilnIL
-import KilnLoader
+import KilnTooling
 
 struct Test: ParsableCommand {
     static let configuration = CommandConfiguration(

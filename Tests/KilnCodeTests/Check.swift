@@ -64,7 +64,9 @@ func difference(_ a: CompiledModule, _ b: CompiledModule) -> String? {
         guard same(x.name, y.name), x.isExported == y.isExported, x.isThreadLocal == y.isThreadLocal else {
             return "data $\(x.name) and $\(y.name)"
         }
-        guard x.alignment == y.alignment, x.bytes == y.bytes else { return "alignment or bytes of $\(x.name)" }
+        guard x.alignment == y.alignment, x.size == y.size, x.segments == y.segments else {
+            return "alignment, size or contents of $\(x.name)"
+        }
         guard x.relocations == y.relocations else { return "relocations of $\(x.name)" }
         guard x.managedSlots == y.managedSlots else { return "managed slots of $\(x.name)" }
     }
@@ -108,7 +110,7 @@ struct HandWrittenCrate {
     /// The whole file: header, body, total length and checksum.
     var bytes: [UInt8] {
         var file = Array("KILNCRAT".utf8)
-        for field: UInt32 in [1, 40, 0, 0] { withUnsafeBytes(of: field.littleEndian) { file += $0 } }
+        for field: UInt32 in [2, 40, 0, 0] { withUnsafeBytes(of: field.littleEndian) { file += $0 } }
         file += [UInt8](repeating: 0, count: 16) + body
         CrateFile.reseal(&file)
         return file
@@ -116,7 +118,7 @@ struct HandWrittenCrate {
 }
 
 /// The module `tinyCrate` encodes: every kind of target, a reused import, line table,
-/// stack map, thread-local data and managed slot.
+/// stack map, thread-local data with a data segment, and managed slot.
 let tinyModule = CompiledModule(
     name: "tiny.ssa",
     functions: [
@@ -137,7 +139,7 @@ let tinyModule = CompiledModule(
                        Relocation(offset: 0, kind: .absolute64, target: .stub(1)),
                        Relocation(offset: 8, kind: .absolute64, target: .external("environ"), addend: 16),
                    ], managedSlots: [8]),
-        DataObject(name: "counter", isExported: false, isThreadLocal: true, alignment: 4, bytes: [0, 0, 0, 0],
+        DataObject(name: "counter", isExported: false, isThreadLocal: true, alignment: 4, bytes: [0, 0, 5, 0],
                    relocations: []),
     ],
     sourceLineStarts: [0, 10, 24]
@@ -165,11 +167,12 @@ let tinyCrate: HandWrittenCrate = {
     crate.u32(0); crate.u32(0)
     crate.u32(2)
     crate.name("message"); crate.u8(1); crate.u32(8)
-    crate.u32(16); crate.body += [UInt8](repeating: 0, count: 16)
+    crate.u32(16); crate.u32(0)
     crate.u32(2); crate.record(0, 1, 1, 1, 0); crate.record(8, 1, 3, 2, 16); crate.name("environ")
     crate.u32(1); crate.u32(8)
     crate.name("counter"); crate.u8(2); crate.u32(4)
-    crate.u32(4); crate.body += [0, 0, 0, 0]
+    crate.mark("size of counter"); crate.u32(4)
+    crate.mark("segments of counter"); crate.u32(1); crate.u32(2); crate.u32(1); crate.u8(5)
     crate.u32(0); crate.u32(0)
     crate.mark("call slots"); crate.u32(1); crate.name("puts")
     crate.u32(1); crate.name("errno")

@@ -66,8 +66,10 @@ func le32(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) 
     }
 
     @Test func refusesOtherVersionsAndUnknownHeaderFields() {
-        expectRefused(patched(tiny, at: 8, le32(2)), "byte 8: format version 2, but this Kiln reads only version 1")
-        expectRefused(patched(tiny, at: 12, le32(48)), "byte 12: header length 48, but a version 1 header is 40 bytes")
+        expectRefused(patched(tiny, at: 8, le32(1)),
+                      "byte 8: format version 1 is older than this Kiln's (2): rebuild the crate file from its IL with `kiln build`")
+        expectRefused(patched(tiny, at: 8, le32(3)), "byte 8: format version 3, but this Kiln reads only version 2 (a newer Kiln wrote it)")
+        expectRefused(patched(tiny, at: 12, le32(48)), "byte 12: header length 48, but a version 2 header is 40 bytes")
         expectRefused(patched(tiny, at: 16, le32(4)), "byte 16: unknown header flags 0x4")
         expectRefused(patched(tiny, at: 20, le32(7)), "byte 20: reserved header field is 7, not 0")
     }
@@ -141,6 +143,74 @@ func le32(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) 
         let imports = try #require(marks["imports"])
         expectRefused(patched(tiny, at: imports + 8, Array("P".utf8)),
                       "byte \(imports + 4): import 0 is $Puts, but the relocations use $puts")
+    }
+
+    @Test func zeroFillTakesNoRoomInTheFile() throws {
+        // What a C compiler emits for `static char big[16 << 20];` and for a mostly empty table.
+        let big = DataObject(name: "big", isExported: false, isThreadLocal: false, alignment: 8, size: 16 << 20,
+                             segments: [], relocations: [])
+        var sparse = DataContents()
+        sparse.append(contentsOf: [1, 2, 0, 3])
+        sparse.appendZeros(1 << 20)
+        sparse.append(contentsOf: [0, 4])
+        sparse.appendZeros(4096)
+        let table = DataObject(name: "table", isExported: false, isThreadLocal: false, alignment: 8, size: sparse.size,
+                               segments: sparse.segments, relocations: [])
+        #expect(table.segments == [DataSegment(offset: 0, bytes: [1, 2, 0, 3]), DataSegment(offset: (1 << 20) + 5, bytes: [4])])
+        let module = CompiledModule(name: "zeros.ssa", functions: [], data: [big, table])
+        let file = CrateFile.encode(module)
+        #expect(file.count < 200, "\(file.count) bytes")
+        let decoded = try CrateFile.decode(file)
+        #expect(difference(decoded, module) == nil)
+        #expect(decoded.data[1].materializedBytes.count == (1 << 20) + 4096 + 6)
+        #expect(decoded.data[1].materializedBytes[(1 << 20) + 5] == 4)
+    }
+
+    /// Contents with zero runs of every length around the minimum gap, appended whole, byte
+    /// by byte and as integers, always give the same canonical segments, which give the
+    /// bytes back.
+    @Test func segmentsAreCanonicalAndGiveTheBytesBack() {
+        var generator = SeededGenerator(state: 0x7A65_726F)
+        for _ in 0..<300 {
+            var bytes: [UInt8] = []
+            for _ in 0..<Int.random(in: 0...12, using: &generator) {
+                let zeros = [0, 1, 31, 32, 33, 100][Int.random(in: 0..<6, using: &generator)]
+                bytes += [UInt8](repeating: 0, count: zeros)
+                bytes += (0..<Int.random(in: 0...9, using: &generator)).map { _ in UInt8.random(in: 0...3, using: &generator) }
+            }
+            let whole = DataContents(bytes)
+            var single = DataContents(), words = DataContents()
+            for byte in bytes { single.append(byte) }
+            for start in stride(from: 0, to: bytes.count, by: 8) {
+                let word = bytes[start..<min(start + 8, bytes.count)]
+                words.appendLittleEndian(word.reversed().reduce(0) { $0 << 8 | UInt64($1) }, size: word.count)
+            }
+            #expect(single.segments == whole.segments && words.segments == whole.segments, "\(bytes)")
+            #expect(DataContents.canonicalFormProblem(size: whole.size, segments: whole.segments) == nil, "\(bytes)")
+            let object = DataObject(name: "x", isExported: false, isThreadLocal: false, alignment: 1, bytes: bytes, relocations: [])
+            #expect(object.materializedBytes == bytes)
+        }
+    }
+
+    @Test func refusesDataSegmentsThatAreNotCanonical() throws {
+        let size = try #require(marks["size of counter"]), segments = try #require(marks["segments of counter"])
+        expectRefused(patched(tiny, at: size, le32(2)),
+                      "invalid module: $counter: segment 0 (bytes 2..<3) runs past the end of the object (2 bytes)")
+        expectRefused(patched(tiny, at: segments + 12, [0]), "invalid module: $counter: segment 0 at 2 starts or ends with a zero")
+        expectRefused(patched(tiny, at: segments, le32(.max)),
+                      "byte \(segments): segment count of $counter is 4294967295, more than the "
+                      + "\(tiny.count - segments - 4) remaining bytes can hold")
+        // Two segments closer than the minimum gap, and a long zero run inside one segment.
+        func problem(size: Int, _ segments: [DataSegment]) -> String? {
+            DataContents.canonicalFormProblem(size: size, segments: segments)
+        }
+        #expect(problem(size: 100, [DataSegment(offset: 0, bytes: [1]), DataSegment(offset: 20, bytes: [2])])
+                == "segment 1 at 20 is less than 32 bytes after the end of the one before")
+        #expect(problem(size: 100, [DataSegment(offset: 0, bytes: [1] + [UInt8](repeating: 0, count: 32) + [2])])
+                == "segment 0 at 0 holds a run of 32 zeros")
+        #expect(problem(size: 100, [DataSegment(offset: 4, bytes: [])]) == "segment 0 is empty")
+        #expect(problem(size: 100, [DataSegment(offset: 0, bytes: [1]), DataSegment(offset: 33, bytes: [2])]) == nil)
+        #expect(problem(size: 100, DataContents([1] + [UInt8](repeating: 0, count: 32) + [2]).segments) == nil)
     }
 
     @Test func refusesWhatValidateRejects() throws {

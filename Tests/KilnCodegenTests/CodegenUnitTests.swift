@@ -54,13 +54,28 @@ func compiled(_ text: String) throws -> (Module, CompiledModule) {
             data $b = align 16 { z 8 }
             """)
         let a = module.data[0]
-        #expect(a.bytes.count == 1 + 2 + 4 + 8 + 8 + 4 + 3 + 2)
-        #expect(Array(a.bytes.prefix(7)) == [1, 2, 0, 3, 0, 0, 0])
+        #expect(a.size == 1 + 2 + 4 + 8 + 8 + 4 + 3 + 2)
+        #expect(Array(a.materializedBytes.prefix(7)) == [1, 2, 0, 3, 0, 0, 0])
+        #expect(Array(a.materializedBytes.suffix(2)) == Array("hi".utf8))
         #expect(a.relocations == [
             Relocation(offset: 15, kind: .absolute64, target: .data(0), addend: 8),
             Relocation(offset: 23, kind: .absolute32, target: .data(1), addend: 0),
         ])
         #expect(module.data[1].alignment == 16)
+    }
+
+    @Test func zeroFillIsCountedNotStored() throws {
+        let (_, module) = try compiled("""
+            data $big = { z 16777216 }
+            data $sparse = { w 7, z 1000, b 0 0 9, z 100000, l 0 }
+            data $pointers = { l $big $big, w 0 }
+            """)
+        #expect(module.data[0].size == 16 << 20)
+        #expect(module.data[0].segments.isEmpty)
+        #expect(module.data[1].size == 4 + 1000 + 3 + 100_000 + 8)
+        #expect(module.data[1].segments == [DataSegment(offset: 0, bytes: [7]), DataSegment(offset: 1006, bytes: [9])])
+        // Address fields are written by the loader, so they are zeros in the contents too.
+        #expect(module.data[2].size == 20 && module.data[2].segments.isEmpty && module.data[2].relocations.count == 2)
     }
 
     @Test func aggregateClassification() throws {

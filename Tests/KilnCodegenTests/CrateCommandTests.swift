@@ -195,6 +195,139 @@ let mainCrate = """
         #expect(process.terminationStatus == 70)
     }
 
+    @Test func watchWaitsUntilAChangedFileIsComplete() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/live.ssa", seen = directory + "/seen", errors = directory + "/errors"
+        // $main prints $value() every 10 ms until it returns 3.
+        func version(_ value: Int) -> String {
+            """
+            export function w $main() {
+            @start
+            	%i =w copy 0
+            @loop
+            	%v =w call $value()
+            	%z =w call $printf(l $fmt, ..., w %v)
+            	%f =w call $fflush(l 0)
+            	%u =w call $usleep(w 10000)
+            	%i =w add %i, 1
+            	%stop =w ceqw %v, 3
+            	jnz %stop, @end, @check
+            @check
+            	%more =w csltw %i, 3000
+            	jnz %more, @loop, @end
+            @end
+            	ret 0
+            }
+            function w $value() {
+            @start
+            	ret \(value)
+            }
+            data $fmt = { b "%d\\n", b 0 }
+            """
+        }
+        try version(1).write(toFile: path, atomically: false, encoding: .utf8)
+        FileManager.default.createFile(atPath: seen, contents: nil)
+        FileManager.default.createFile(atPath: errors, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try kilnExecutable())
+        process.arguments = ["run", "--watch", path]
+        // A settle time well above the gaps below, which the watcher must never read into.
+        process.environment = ProcessInfo.processInfo.environment.merging(["KILN_WATCH_SETTLE_MS": "500"]) { $1 }
+        process.standardOutput = FileHandle(forWritingAtPath: seen)
+        process.standardError = FileHandle(forWritingAtPath: errors)
+        try process.run()
+        func waitFor(_ text: String, in file: String) {
+            let deadline = Date().addingTimeInterval(15)
+            while Date() < deadline {
+                if let contents = try? String(contentsOfFile: file, encoding: .utf8), contents.contains(text) { return }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+        }
+        waitFor("1\n", in: seen)
+        // Truncate, then write the new version a little later, as many editors save.
+        try "".write(toFile: path, atomically: false, encoding: .utf8)
+        Thread.sleep(forTimeInterval: 0.1)
+        try version(2).write(toFile: path, atomically: false, encoding: .utf8)
+        waitFor("2\n", in: seen)
+        // A version that does not compile is reported and the old one keeps running.
+        try version(2).replacingOccurrences(of: "\tret 2", with: "\tret %nothing").write(toFile: path, atomically: false, encoding: .utf8)
+        waitFor("does not compile", in: errors)
+        // Half a file, then the whole file: only the whole one is read.
+        let last = version(3)
+        try String(last.prefix(last.count / 2)).write(toFile: path, atomically: false, encoding: .utf8)
+        Thread.sleep(forTimeInterval: 0.1)
+        try last.write(toFile: path, atomically: false, encoding: .utf8)
+        process.waitUntilExit()
+        let output = (try? String(contentsOfFile: seen, encoding: .utf8)) ?? ""
+        let messages = (try? String(contentsOfFile: errors, encoding: .utf8)) ?? ""
+        #expect(process.terminationStatus == 0, "\(messages)")
+        #expect(output.hasPrefix("1\n") && output.contains("1\n2\n") && output.hasSuffix("2\n3\n"), "\(output.suffix(40))")
+        #expect(messages.contains("kiln: reloaded \(path) v2: 1 changed"), "\(messages)")
+        #expect(messages.contains("kiln: reloaded \(path) v3: 1 changed"), "\(messages)")
+        #expect(messages.contains("\(path):20:6: error: temporary %nothing is used but never defined"), "\(messages)")
+        #expect(messages.components(separatedBy: "does not compile; still running the old version").count == 2, "\(messages)")
+        #expect(!messages.contains("is empty") && !messages.contains("undefined"), "\(messages)")
+    }
+
+    /// A program with a `z` object of `size` bytes that prints its resident pages (from
+    /// /proc/self/statm), then the object's last byte before and after writing 7 there.
+    func zeroFillProgram(size: Int) -> String {
+        """
+        data $big = { z \(size) }
+        data $statm = { b "/proc/self/statm", b 0 }
+        data $mode = { b "r", b 0 }
+        data $scan = { b "%ld %ld", b 0 }
+        data $fmt = { b "%ld %d %d\\n", b 0 }
+        export function w $main() {
+        @start
+        	%size =l alloc8 8
+        	%resident =l alloc8 8
+        	%f =l call $fopen(l $statm, l $mode)
+        	%n =w call $fscanf(l %f, l $scan, ..., l %size, l %resident)
+        	%c =w call $fclose(l %f)
+        	%p =l add $big, \(size - 1)
+        	%before =w loadub %p
+        	storeb 7, %p
+        	%after =w loadub %p
+        	%pages =l loadl %resident
+        	%z =w call $printf(l $fmt, ..., l %pages, w %before, w %after)
+        	ret 0
+        }
+        """
+    }
+
+    @Test func zeroFilledDataCostsNeitherFileBytesNorMemory() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try zeroFillProgram(size: 16 << 20).write(toFile: directory + "/big.ssa", atomically: true, encoding: .utf8)
+        try zeroFillProgram(size: 16).write(toFile: directory + "/small.ssa", atomically: true, encoding: .utf8)
+        try runKiln(["build", directory + "/big.ssa"]).status.expectZero()
+        let fileSize = try #require(try FileManager.default.attributesOfItem(atPath: directory + "/big.kcrate")[.size] as? Int)
+        #expect(fileSize < 4096, "the crate file of a 16 MiB zero object is \(fileSize) bytes")
+        /// The resident pages the program saw, after checking its other output.
+        func residentPages(_ file: String) throws -> Int {
+            let result = try runKiln(["run", directory + "/" + file])
+            #expect(result.status == 0, "\(result.error)")
+            let fields = result.output.split(separator: " ")
+            #expect(fields.dropFirst() == ["0", "7\n"], "\(result.output)")
+            return Int(fields.first ?? "") ?? Int.max
+        }
+        // Zero fill beyond what any loader takes is refused, not written.
+        try "data $huge = { z 5000000000, b 1 }\n".write(toFile: directory + "/huge.ssa", atomically: true, encoding: .utf8)
+        let huge = try runKiln(["build", directory + "/huge.ssa"])
+        #expect(huge.status == 1)
+        #expect(huge.error.contains("huge.ssa: error: cannot be loaded: $huge is 5000000001 bytes, more than 268435456"), "\(huge.error)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/huge.kcrate"))
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let baseline = try residentPages("small.ssa")
+        // Compiled from IL or loaded from the crate file, 16 MiB of zeros cost well under 2 MiB.
+        for file in ["big.ssa", "big.kcrate"] {
+            let resident = try residentPages(file)
+            #expect((resident - baseline) * page < 2 << 20, "\(file): \(resident) pages, \(baseline) without the object")
+        }
+    }
+
     @Test func exitHandlersRunWhileTheCodeIsStillThere() throws {
         let directory = try scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

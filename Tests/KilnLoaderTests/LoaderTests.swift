@@ -155,25 +155,55 @@ import Glibc
         #expect(loader.crate(named: "broken") == nil)
     }
 
-    @Test func outOfRangeRelocationNamesObjectAndOffset() throws {
-        let loader = try Loader()
-        // A code address in a 64-bit region does not fit an abs32 field.
-        let module = CompiledModule(name: "far", functions: [
-            assemble("target") { buffer, _ in buffer.ret() },
-        ], data: [
-            DataObject(name: "small", isExported: false, isThreadLocal: false, alignment: 4,
-                       bytes: [0, 0, 0, 0, 0, 0, 0, 0], relocations: [
-                        Relocation(offset: 4, kind: .absolute32, target: .stub(0)),
-                       ]),
-        ])
+    @Test func aRegionWithoutLowAddressesRefusesThirtyTwoBitFields() throws {
+        // As when other loaders hold all the address space below 4 GiB.
+        let loader = try Loader(options: .init(regionPlacement: .anywhere))
         #expect(loader.regionRange.lowerBound > UInt(UInt32.max))
+        let before = loader.heapUsage
+        let module = try compile("far.ssa", """
+            data $numbers = { w 1 2 3 }
+            data $pointers = { w $numbers + 4, w $f }
+            export function w $f() {
+            @start
+            	ret 7
+            }
+            """)
         let error = #expect(throws: LoadError.self) { try loader.load(module) }
-        guard case .relocationOutOfRange(let object, let offset, _, _) = error else {
+        guard case .addressBeyond32Bits(let object, let offset, let symbol, _, let inRegion) = error else {
             Issue.record("wrong error: \(String(describing: error))")
             return
         }
-        #expect(object == "small" && offset == 4)
-        #expect(error!.description.hasPrefix("$small+0x4: relocation abs32 to stub of function #0"))
+        #expect(object == "pointers" && offset == 0 && symbol == "numbers" && inRegion)
+        #expect(error!.description.hasPrefix("$pointers+0x0: the 32-bit field `w $numbers` needs an address below 4 GiB, "
+                                             + "but this loader's code and data lie at 0x"), "\(error!)")
+        #expect(error!.description.hasSuffix("(no address space below 4 GiB was free when it was made); an l item holds any address"))
+        // Nothing of the crate is left, and a crate without such fields loads as usual.
+        #expect(loader.heapUsage == before && loader.crate(named: "far.ssa") == nil)
+        let plain = try loader.load(try compile("plain.ssa", "data $p = { l $f }\nexport function w $f() {\n@start\n\tret 7\n}\n"))
+        #expect(plain.isLoaded)
+    }
+
+    @Test func aReloadThatAddsAThirtyTwoBitFieldToAHighRegionChangesNothing() throws {
+        let loader = try Loader(options: .init(regionPlacement: .anywhere))
+        func source(_ value: Int) -> String { "export function l $value(l %x) {\n@start\n\tret \(value)\n}\n" }
+        let crate = try loader.load(try compile("grow.ssa", source(1)))
+        let error = #expect(throws: LoadError.self) {
+            try loader.reload(crate, with: try compile("grow.ssa", source(2) + "data $p = { w $value }\n"))
+        }
+        #expect(error?.description.hasPrefix("$p+0x0: the 32-bit field `w $value` needs an address below 4 GiB") == true, "\(String(describing: error))")
+        #expect(crate.version == 1)
+        #expect(try call(crate, "value") == 1)
+    }
+
+    @Test func aThirtyTwoBitFieldCannotHoldACSymbol() throws {
+        let loader = try Loader()
+        let error = #expect(throws: LoadError.self) { try loader.load(try compile("c.ssa", "data $p = { w $printf }\n")) }
+        guard case .addressBeyond32Bits(_, _, let symbol, let address, let inRegion) = error else {
+            Issue.record("wrong error: \(String(describing: error))")
+            return
+        }
+        #expect(symbol == "printf" && !inRegion && address > UInt64(UInt32.max))
+        #expect(error!.description.hasPrefix("$p+0x0: the 32-bit field `w $printf` needs an address below 4 GiB, but $printf is a C symbol at 0x"))
     }
 
     @Test func invalidModulesAreRefused() throws {

@@ -1,9 +1,10 @@
 // What the `kiln` command needs from the operating system, so that it does not
 // have to load Foundation (and ICU with it: about 15 ms of start-up for every
-// `kiln run`). Everything here goes through System.swift, like the rest of the
-// loader's system calls.
+// `kiln run`): files, standard error, child processes, a watcher thread. Reads,
+// writes and processes go through this target's System.swift.
 
 import Glibc
+import KilnLoader
 
 /// Files, standard error and child processes, for command-line tools.
 public enum Host {
@@ -69,9 +70,14 @@ public enum Host {
         return (time, Int64(information.st_size))
     }
 
+    /// The value of environment variable `name`, or nil.
+    public static func environmentValue(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+
     /// Sleeps for `milliseconds`.
     public static func sleep(milliseconds: Int) {
-        System.sleep(microseconds: milliseconds * 1000)
+        _ = usleep(useconds_t(milliseconds * 1000))
     }
 
     /// Runs `body` on a new detached POSIX thread (for watchers that live as long as the

@@ -28,6 +28,7 @@
 // file by the child).
 
 import KilnCode
+import KilnLoader
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -210,7 +211,7 @@ public enum TestRunner {
         let outputPath = directory + "/stdout"
         let status = try System.withStandardOutput(redirectedTo: outputPath) {
             // The crate (and with it the loader and its code) must outlive the call.
-            let status = CrateState.callMain(entry, arguments: [path] + programArguments, environment: nil)
+            let status = Crate.callMain(entry, arguments: [path] + programArguments, environment: nil)
             loaded.loader.keepUntilExit()  // exit handlers the program registered still need its code
             return status
         }
