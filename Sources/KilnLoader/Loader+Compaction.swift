@@ -122,36 +122,46 @@ extension Loader {
         let ownPins = roots.pinned.count
         var attempt = 0
         while true {
+            let stopped = System.monotonicNanoseconds()
             guard let world = World.stop() else {
                 roots.giveUp()
                 return body(roots)
             }
+            statistics.worldStops += 1
             roots.scanStoppedThreads(heap, world)
+            statistics.threadsStopped += roots.threadsScanned
             let gated = world.quiet > 0
             if gated {
                 stubs.forEachLive { routines.writeStub(at: $0.address, target: nil, gated: true, in: heap) }
                 for index in 0..<world.count where world.isQuiet(index) && !world.isStillQuiet(index) { roots.giveUp() }
             }
             attempt += 1
+            if !roots.isComplete { statistics.incompleteStops += 1 }
             // A thread that blocks the signal and was running, or woke, is often busy for a
             // moment only (a test runner's bookkeeping): try a few more times.
             if !roots.isComplete && attempt < World.attempts {
                 if gated { stubs.forEachLive { routines.writeStub(at: $0.address, target: $0.block!.entry, in: heap) } }
                 world.resume()
+                notePause(since: stopped)
                 roots.forgetOtherThreads(keeping: ownPins)
                 System.sleep(microseconds: 200 * attempt)
                 continue
             }
-            return finish(world, gated: gated, body)
+            return finish(world, gated: gated, stopped: stopped, body)
         }
     }
 
-    private func finish<R>(_ world: consuming StoppedWorld, gated: Bool, _ body: (RootScan) -> R) -> R {
+    private func notePause(since start: Int) {
+        statistics.longestPauseNanoseconds = max(statistics.longestPauseNanoseconds, System.monotonicNanoseconds() - start)
+    }
+
+    private func finish<R>(_ world: consuming StoppedWorld, gated: Bool, stopped: Int, _ body: (RootScan) -> R) -> R {
         let result = body(roots)
         if gated {
             stubs.forEachLive { routines.writeStub(at: $0.address, target: $0.block!.entry, in: heap) }
         }
         world.resume()
+        notePause(since: stopped)
         return result
     }
 

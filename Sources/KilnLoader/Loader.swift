@@ -101,6 +101,15 @@ public final class Loader {
         public var compactions = 0
         /// Compactions put off because some thread could not be stopped and examined.
         public var compactionsDeferred = 0
+        /// Times every other thread was stopped (attempts included).
+        public var worldStops = 0
+        /// Threads stopped and examined, summed over the stops.
+        public var threadsStopped = 0
+        /// Stops that could not examine some thread (it blocks the suspension signal and was
+        /// running, or ran meanwhile): nothing that thread might run was changed.
+        public var incompleteStops = 0
+        /// The longest time other threads were kept stopped, in nanoseconds.
+        public var longestPauseNanoseconds = 0
         /// Code blocks moved by compaction, in total.
         public var blocksMoved = 0
         /// Return addresses rewritten by compaction, in total.

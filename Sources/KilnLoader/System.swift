@@ -160,6 +160,13 @@ enum System {
         }
     }
 
+    /// CLOCK_MONOTONIC in nanoseconds (allocates nothing: it runs in stopped worlds).
+    static func monotonicNanoseconds() -> Int {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return now.tv_sec * 1_000_000_000 + now.tv_nsec
+    }
+
     static func sleep(microseconds: Int) {
         _ = usleep(useconds_t(microseconds))
     }

@@ -170,6 +170,8 @@ func statistics(_ loader: Loader) -> String {
         code heap: \(loader.codeBlocks.count) blocks, \(usage.code) bytes of code, \(usage.fixed) bytes of stubs, \(usage.data) bytes of data and TOCs
         runtime entries: \(counters.runtimeEntries), call slots bound: \(counters.bindings)
         compactions: \(counters.compactions), blocks moved: \(counters.blocksMoved), return addresses patched: \(counters.returnAddressesPatched)
+        stops of the world: \(counters.worldStops), threads stopped: \(counters.threadsStopped), longest pause: \(counters.longestPauseNanoseconds / 1000) µs
+        threads that could not be stopped: \(counters.incompleteStops) stops (all time: \(World.unresponsiveThreads) threads), compactions put off: \(counters.compactionsDeferred)
         reloads: \(counters.reloads), blocks collected: \(counters.blocksCollected)
         why code is alive:
         \(alive)

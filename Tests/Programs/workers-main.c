@@ -5,6 +5,7 @@
 
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 int workers_start(long (*function)(long), int n);
 long workers_calls(void);
@@ -12,13 +13,18 @@ long workers_stop(void);
 
 long square_plus_one(long x) { return x * x + 1; }
 
-int main(void) {
-    if (workers_start(square_plus_one, 4) != 0) {
+/// Arguments: the rounds of runtime entries (default 2000), the worker calls to wait for
+/// (default 100000) and the number of workers (default 4).
+int main(int argc, char **argv) {
+    long wanted_rounds = argc > 1 ? atol(argv[1]) : 2000;
+    long wanted_calls = argc > 2 ? atol(argv[2]) : 100000;
+    int workers = argc > 3 ? atoi(argv[3]) : 4;
+    if (workers_start(square_plus_one, workers) != 0) {
         puts("cannot start the workers");
         return 2;
     }
     long rounds = 0;
-    while (workers_calls() < 100000 || rounds < 2000) {
+    while (workers_calls() < wanted_calls || rounds < wanted_rounds) {
         sched_yield();
         rounds++;
     }
