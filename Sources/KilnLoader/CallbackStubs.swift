@@ -70,13 +70,7 @@ struct CallbackStubs {
     /// The stubs of the crate called `name`.
     func stubs(ofCrate name: String) -> [CallbackStub] { byCrate[name] ?? [] }
 
-    /// Makes every stub of `crate` dead.
-    func markDead(crate: String, routines: RuntimeRoutines, heap: CodeHeap) {
-        for stub in stubs(ofCrate: crate) where stub.block != nil {
-            stub.block = nil
-            routines.writeStub(at: stub.address, target: nil, in: heap)
-        }
-    }
+
 }
 
 extension Loader {
@@ -93,17 +87,13 @@ extension Loader {
         defer { lock.unlock() }
         let block = crate.current.flatMap { version in version.functionIndex[unquoted(name)].map { version.blocks[$0] } }
         if let stub = stubs.stub(crate: crate.name, function: unquoted(name)) {
-            if stub.block !== block {
-                stub.block = block
-                routines.writeStub(at: stub.address, target: stub.block?.entry, in: heap)
-            }
+            if stub.block !== block { point(stub, at: block) }
             stub.isUsedByCode = stub.isUsedByCode || forCode
             return stub.address
         }
         let stub = CallbackStub(address: try heap.allocateFixed(16), crateName: crate.name, functionName: unquoted(name))
-        stub.block = block
         stub.isUsedByCode = forCode
-        routines.writeStub(at: stub.address, target: stub.block?.entry, in: heap)
+        point(stub, at: block)
         stubs.add(stub)
         return stub.address
     }
@@ -113,10 +103,7 @@ extension Loader {
     func repointStubs(of crate: CrateState) {
         for stub in stubs.stubs(ofCrate: crate.name) {
             let block = crate.current.flatMap { version in version.functionIndex[stub.functionName].map { version.blocks[$0] } }
-            // Written when the target changed, and for a live stub also when its block
-            // moved (compaction), which the identity check cannot see.
-            stub.block = block
-            routines.writeStub(at: stub.address, target: stub.block?.entry, in: heap)
+            point(stub, at: block)
         }
     }
 

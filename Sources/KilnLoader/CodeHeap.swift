@@ -60,6 +60,24 @@ public final class CodeBlock: CustomStringConvertible {
     var isFixed = false
     /// The scan that last found a conservative root into the block (RootScan's epoch).
     var pinEpoch: UInt64 = 0
+    /// The compaction that last moved the block.
+    var moveEpoch: UInt64 = 0
+
+    // What points at the block, and what it points at (CodeLinks.swift), so that moving it
+    // touches exactly the fields that change.
+
+    /// Indices of the function's records whose field depends on where the block is
+    /// (pc-relative): applied again when it moves.
+    var movingRecords: [Int32] = []
+    /// For each record of the function, the block a direct call (`.function`) reaches; nil
+    /// for other records.
+    var callees: [CodeBlock?] = []
+    /// The direct calls of other blocks into this one: the calling block and its record.
+    var callers: [CodeLinks.Caller] = []
+    /// TOC call slots bound to this block's entry.
+    var boundSlots: [UInt] = []
+    /// The callback stub that jumps to this block.
+    var stub: CallbackStub?
     /// The scan that last found a precise frame running in the block.
     var frameEpoch: UInt64 = 0
     /// Whether the block has been freed.
@@ -144,6 +162,10 @@ final class CodeHeap {
         block.isFreed = true
         block.crate = nil
         block.version = nil
+        block.callees = []
+        block.callers = []
+        block.boundSlots = []
+        block.stub = nil
         freeIDs.append(block.id)
         releaseFreePages()
     }
@@ -184,7 +206,7 @@ final class CodeHeap {
     }
 
     /// The index of the first block whose entry is at or after `address`.
-    private func firstBlock(atOrAfter address: UInt) -> Int {
+    func firstBlock(atOrAfter address: UInt) -> Int {
         var low = 0, high = blocks.count
         while low < high {
             let middle = (low + high) / 2
@@ -202,11 +224,36 @@ final class CodeHeap {
         return candidate.extent.contains(address) ? candidate : nil
     }
 
-    /// Replaces the order of `blocks` after compaction moved them.
-    func resort() {
-        blocks.sort { $0.entry < $1.entry }
-        movable.rebuild(around: blocks.map { Int($0.extent.lowerBound - codeBase)..<Int($0.extent.upperBound - codeBase) })
+    /// Brings the free list and the order of `blocks` up to date after compaction moved
+    /// blocks (their entries are already new), and fills the space they left with int3.
+    /// `topBefore` is the end of the highest block before, as an offset.
+    func placeMoved(_ moves: [Compactor.Move], topBefore: Int) {
+        guard !moves.isEmpty else { return }
+        let header = UInt(Self.headerSize)
+        var lowest = UInt.max
+        var ordered = true
+        for move in moves {
+            let size = move.block.extent.count
+            let start = Int(move.from - header - codeBase)
+            movable.free(start..<(start + size))
+            lowest = min(lowest, move.from - header)
+            if move.to < move.from { continue }
+            ordered = false  // evacuated above the others
+        }
+        for move in moves {
+            let start = Int(move.to - header - codeBase)
+            movable.take(start..<(start + move.block.extent.count))
+        }
+        if !ordered { blocks.sort { $0.entry < $1.entry } }
         releasedFrom = max(releasedFrom, movable.top)
+        // What the moved blocks left: every hole between the lowest of them and the old top.
+        let end = codeBase + UInt(max(topBefore, movable.top))
+        for hole in movable.holes where codeBase + UInt(hole.upperBound) > lowest {
+            let start = max(codeBase + UInt(hole.lowerBound), lowest)
+            let stop = min(codeBase + UInt(hole.upperBound), end)
+            if start < stop { fill(start..<stop, with: 0xCC) }
+            if codeBase + UInt(hole.lowerBound) >= end { break }
+        }
     }
 
     // MARK: Writing code

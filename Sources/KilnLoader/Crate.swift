@@ -41,6 +41,10 @@ final class CrateVersion {
     var ownsTOC = true
     /// Function index by name without quotes.
     let functionIndex: [String: Int]
+    /// Each function's name without quotes.
+    let bareFunctionNames: [String]
+    /// The block each call slot is bound to (nil while unbound or bound outside the crates).
+    var slotBlocks: [CodeBlock?]
     /// The stub address behind each `.stub(i)` already applied (stubs used by code never move
     /// or go away), so applying records again does not look them up by name.
     var stubAddresses: [Int: UInt] = [:]
@@ -64,8 +68,11 @@ final class CrateVersion {
         self.ownsData = dataAddresses.map { $0 != nil }
         self.toc = toc
         var index: [String: Int] = [:]
-        for (position, function) in module.functions.enumerated() { index[unquoted(function.name)] = position }
+        let names = module.functions.map { unquoted($0.name) }
+        for (position, name) in names.enumerated() { index[name] = position }
         self.functionIndex = index
+        self.bareFunctionNames = names
+        self.slotBlocks = Array(repeating: nil, count: toc.callSlots.count)
     }
 }
 

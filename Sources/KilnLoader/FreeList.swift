@@ -60,6 +60,23 @@ struct FreeList {
         }
     }
 
+    /// Takes exactly `block`, which must lie inside one hole (compaction placing a block
+    /// where it planned to).
+    mutating func take(_ block: Range<Int>) {
+        var low = 0, high = holes.count
+        while low < high {
+            let middle = (low + high) / 2
+            if holes[middle].upperBound <= block.lowerBound { low = middle + 1 } else { high = middle }
+        }
+        precondition(low < holes.count && holes[low].lowerBound <= block.lowerBound
+                     && block.upperBound <= holes[low].upperBound, "taking space that is not free")
+        let hole = holes[low]
+        var replacement: [Range<Int>] = []
+        if hole.lowerBound < block.lowerBound { replacement.append(hole.lowerBound..<block.lowerBound) }
+        if block.upperBound < hole.upperBound { replacement.append(block.upperBound..<hole.upperBound) }
+        holes.replaceSubrange(low...low, with: replacement)
+    }
+
     /// Replaces the free space with everything outside `used` (sorted, disjoint blocks).
     mutating func rebuild(around used: [Range<Int>]) {
         holes = []

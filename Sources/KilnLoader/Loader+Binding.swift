@@ -72,6 +72,13 @@ extension Loader {
         return resolveOutside(name).map { ($0, .address($0)) }
     }
 
+    /// The block behind a binding to a crate's function, or nil.
+    func block(of binding: TOC.Binding) -> CodeBlock? {
+        guard case .crate(let name, let symbol) = binding, let export = exports[symbol], export.crate.name == name,
+              case .function(let index) = export.target else { return nil }
+        return export.crate.live.blocks[index]
+    }
+
     /// The current address behind a binding.
     func currentTarget(of binding: TOC.Binding) -> UInt? {
         switch binding {
@@ -172,7 +179,10 @@ extension Loader {
             compact(framePointer: framePointer, stress: true)
         }
         if let binding = version.toc.bindings[index], let target = currentTarget(of: binding) {
-            if options.compactEvery == 0 { version.toc.store(target, at: slot) }
+            if options.compactEvery == 0 {
+                version.toc.store(target, at: slot)
+                noteBinding(of: version, slot: index, to: block(of: binding))
+            }
             return target
         }
         guard let (target, binding) = callTarget(of: name) else {
@@ -186,7 +196,10 @@ extension Loader {
             noteUser(crate, of: used)
         }
         // In the stress mode the slot stays at its resolver stub, so the next call enters again.
-        if options.compactEvery == 0 { version.toc.store(target, at: slot) }
+        if options.compactEvery == 0 {
+            version.toc.store(target, at: slot)
+            noteBinding(of: version, slot: index, to: block(of: binding))
+        }
         return target
     }
 

@@ -43,7 +43,7 @@ extension Loader {
         for crate in crates + unloadedCrates {
             crate.retired.removeAll { version in
                 for block in version.blocks where block.version === version && !block.isFreed && !marked.contains(block.id) {
-                    heap.free(block)
+                    freeBlock(block)
                     freed += 1
                 }
                 let holdsCode = version.blocks.contains { $0.version === version && !$0.isFreed }
@@ -99,6 +99,7 @@ extension Loader {
         }
         guard version.ownsTOC else { return }
         version.ownsTOC = false
+        forgetBindings(of: version)
         heap.freeData(version.toc.address, count: version.toc.size)
         for (index, stub) in version.toc.resolverStubs.enumerated() {
             let slot = version.toc.callSlotAddress(index)

@@ -2,25 +2,29 @@
 // that pointed into a moved block is made to point into its new place.
 //
 // Steps, all under the loader's lock:
-//   1. scan the stack (FrameWalker.swift): precise return addresses of
-//      generated-code frames, and blocks pinned by other words;
-//   2. plan: walking blocks in address order, each unpinned block moves down
-//      to the lowest free offset; a pinned block stays and the next one goes
-//      above it. (The stress mode alternates this with *evacuation*, which
-//      moves every unpinned block above the highest one, so that every
-//      compaction moves every block and a missed update shows at once.)
-//   3. copy the bytes (header and code) through the writable alias, in an
-//      order that never overwrites a block not yet copied;
-//   4. fix everything up: the records of every block (pc-relative fields
-//      change with the block's own place and with their targets'), TOC call
-//      slots bound to a moved entry, callback stubs, and the precise return
-//      addresses;
-//   5. fill the free space with int3, so a stale jump traps, and give whole
-//      free pages above the highest block back to the kernel.
+//   1. scan the controller's stack (RootScan.swift), make room for the plan,
+//      and stop every other thread (World.swift), scanning their registers
+//      and stacks: blocks something points into are pinned, and blocks of
+//      setjmp callers are fixed for good;
+//   2. plan: from the lowest hole up, each block that is neither pinned nor
+//      fixed moves down to the lowest free offset; one that is stays, and the
+//      next goes above it. Blocks below the first hole are not looked at.
+//      (The stress mode alternates this with *evacuation*, which moves every
+//      unpinned block above the highest one, so that every compaction moves
+//      every block and a missed update shows at once.)
+//   3. copy each moved block (header and code) through the writable alias,
+//      lowest first, so no block is overwritten before it is copied;
+//   4. fix up exactly what pointed at a moved block (CodeLinks.swift): its
+//      pc-relative records, its callers' direct calls, the call slots bound
+//      to it, its stub, and the precise return addresses into it;
+//   5. resume the world; then bring the heap's free list and block order up
+//      to date, fill the vacated space with int3 (so a stale jump traps) and
+//      give whole free pages above the highest block back to the kernel.
+// Steps 2 to 4 run with the world stopped and allocate nothing: the plan's
+// buffer is sized before the stop. Their cost is what moves.
 //
 // Data, TOCs and stubs never move, so data objects (which refer to functions
-// only through stubs) need no fix-up. Nothing moves while another living
-// thread has entered the loader's runtime (see FrameWalker.swift).
+// only through stubs) need no fix-up.
 
 extension Loader {
     /// What one compaction did.
@@ -58,17 +62,22 @@ extension Loader {
     func compact(framePointer: UInt?, low: UInt, stress: Bool) -> CompactionReport {
         var report = CompactionReport()
         report.topBefore = heap.movable.top
-        withStoppedWorld(framePointer: framePointer, low: low) { roots in
+        compactor.moves.reserveCapacity(heap.blocks.count)
+        withStoppedWorld(framePointer: framePointer, low: low) { roots, gated in
             guard roots.isComplete else {
                 // Some thread may be running any code: nothing moves now, and the
                 // compaction waits for the next runtime entry that can stop everyone.
                 report.skippedForThreads = true
-                report.topAfter = report.topBefore
                 compactionRequested = true
                 return
             }
-            move(roots, stress: stress, report: &report)
+            move(roots, stress: stress, gated: gated, report: &report)
         }
+        if !report.skippedForThreads {
+            heap.placeMoved(compactor.moves, topBefore: report.topBefore)
+            compactor.moves.removeAll(keepingCapacity: true)
+        }
+        report.topAfter = heap.movable.top
         if !stress { heap.releaseFreePages() }
         statistics.compactions += report.skippedForThreads ? 0 : 1
         statistics.compactionsDeferred += report.skippedForThreads ? 1 : 0
@@ -77,35 +86,45 @@ extension Loader {
         return report
     }
 
-    /// Moves the blocks, with every other thread stopped.
-    private func move(_ roots: RootScan, stress: Bool, report: inout CompactionReport) {
+    /// Moves the blocks, with every other thread stopped; allocates nothing (`moves` has
+    /// room for every block).
+    private func move(_ roots: RootScan, stress: Bool, gated: Bool, report: inout CompactionReport) {
         report.blocksPinned = roots.pinned.count
+        compactor.epoch &+= 1
+        compactor.moves.removeAll(keepingCapacity: true)
         let evacuate = stress && statistics.compactions % 2 == 0
-        let plan = evacuate ? (evacuationPlan(roots) ?? slidingPlan(roots)) : slidingPlan(roots)
-        for (block, newEntry) in plan where newEntry != block.entry {
-            let header = UInt(CodeHeap.headerSize)
-            let source = heap.region.writableAlias(of: block.entry - header)
-            let destination = heap.region.writableAlias(of: newEntry - header)
+        if !(evacuate && planEvacuation(roots)) { planSliding(roots) }
+        let header = UInt(CodeHeap.headerSize)
+        for move in compactor.moves {
+            let block = move.block
+            let source = heap.region.writableAlias(of: move.from - header)
+            let destination = heap.region.writableAlias(of: move.to - header)
             destination.copyMemory(from: UnsafeRawPointer(source), byteCount: block.extent.count)
-            block.entry = newEntry
+            block.entry = move.to
             block.moves += 1
+            block.moveEpoch = compactor.epoch
             report.blocksMoved += 1
             report.bytesMoved += block.extent.count
         }
-        heap.resort()
-        for hole in heap.movable.holes where hole.lowerBound < heap.movable.top {
-            heap.fill((heap.codeBase + UInt(hole.lowerBound))..<(heap.codeBase + UInt(hole.upperBound)), with: 0xCC)
-        }
-        let top = heap.codeBase + UInt(heap.movable.top)
-        let highestUsed = heap.codeBase + UInt(max(report.topBefore, heap.movable.top))
-        heap.fill(top..<highestUsed, with: 0xCC)
-
-        relinkAfterMoves()
+        for move in compactor.moves { relinkMoved(move.block, gated: gated) }
         for frame in roots.frames {
             UnsafeMutableRawPointer(bitPattern: frame.slot)!.storeBytes(of: frame.block.entry + frame.offset, as: UInt.self)
         }
         report.returnAddressesPatched = roots.frames.count
-        report.topAfter = heap.movable.top
+    }
+
+    /// Rewrites what points at a block that just moved (CodeLinks.swift). Allocates nothing.
+    private func relinkMoved(_ block: CodeBlock, gated: Bool) {
+        for record in block.movingRecords { reapplyInPlace(block, record: Int(record)) }
+        for caller in block.callers where caller.block.moveEpoch != compactor.epoch && !caller.block.isFreed {
+            reapplyInPlace(caller.block, record: Int(caller.record))
+        }
+        for slot in block.boundSlots {
+            // An aligned 8-byte store, as every slot write.
+            UnsafeMutableRawPointer(bitPattern: slot)!.storeBytes(of: block.entry, as: UInt.self)
+        }
+        // A gated stub gets its new target when the gate opens.
+        if let stub = block.stub, !gated { routines.writeStub(at: stub.address, target: block.entry, in: heap) }
     }
 
     /// Runs `body` with a scan of every thread's references to code, the other threads
@@ -116,7 +135,7 @@ extension Loader {
     /// `body` runs, every callback stub leads to the gate instead of its function, so a
     /// quiet thread that wakes and calls one waits there; and a quiet thread that has run
     /// since the scan makes it incomplete.
-    func withStoppedWorld<R>(framePointer: UInt?, low: UInt, _ body: (RootScan) -> R) -> R {
+    func withStoppedWorld<R>(framePointer: UInt?, low: UInt, _ body: (RootScan, _ gated: Bool) -> R) -> R {
         roots.begin(blockCount: heap.blocks.count)
         roots.scanOwnStack(heap, framePointer: framePointer, low: low)
         let ownPins = roots.pinned.count
@@ -125,7 +144,7 @@ extension Loader {
             let stopped = System.monotonicNanoseconds()
             guard let world = World.stop() else {
                 roots.giveUp()
-                return body(roots)
+                return body(roots, false)
             }
             statistics.worldStops += 1
             roots.scanStoppedThreads(heap, world)
@@ -155,8 +174,8 @@ extension Loader {
         statistics.longestPauseNanoseconds = max(statistics.longestPauseNanoseconds, System.monotonicNanoseconds() - start)
     }
 
-    private func finish<R>(_ world: consuming StoppedWorld, gated: Bool, stopped: Int, _ body: (RootScan) -> R) -> R {
-        let result = body(roots)
+    private func finish<R>(_ world: consuming StoppedWorld, gated: Bool, stopped: Int, _ body: (RootScan, Bool) -> R) -> R {
+        let result = body(roots, gated)
         if gated {
             stubs.forEachLive { routines.writeStub(at: $0.address, target: $0.block!.entry, in: heap) }
         }
@@ -170,51 +189,39 @@ extension Loader {
     /// no thread and no live code reaches now cannot be reached later.
     @discardableResult
     func scanAllThreads(framePointer: UInt?, low: UInt) -> RootScan {
-        withStoppedWorld(framePointer: framePointer, low: low) { $0 }
+        withStoppedWorld(framePointer: framePointer, low: low) { roots, _ in roots }
     }
 
-    /// New entries that slide every unpinned block down, in address order.
-    private func slidingPlan(_ roots: RootScan) -> [(CodeBlock, UInt)] {
-        var plan: [(CodeBlock, UInt)] = []
-        var cursor = heap.codeBase
-        for block in heap.blocks {
+    /// Plans the slide of every block above the lowest hole that is neither pinned nor
+    /// fixed down to the lowest free place. Allocates nothing.
+    private func planSliding(_ roots: RootScan) {
+        guard let hole = heap.movable.holes.first, hole.lowerBound < heap.movable.top else { return }
+        var cursor = heap.codeBase + UInt(hole.lowerBound)
+        for index in heap.firstBlock(atOrAfter: cursor)..<heap.blocks.count {
+            let block = heap.blocks[index]
             if block.isFixed || roots.isPinned(block) {
                 cursor = max(cursor, block.extent.upperBound)
                 continue
             }
-            plan.append((block, cursor + UInt(CodeHeap.headerSize)))
+            let entry = cursor + UInt(CodeHeap.headerSize)
+            if entry != block.entry { compactor.moves.append(Compactor.Move(block: block, from: block.entry, to: entry)) }
             cursor += UInt(block.extent.count)
         }
-        return plan
     }
 
-    /// New entries above the highest block for every unpinned block, or nil when they do not fit.
-    private func evacuationPlan(_ roots: RootScan) -> [(CodeBlock, UInt)]? {
-        var plan: [(CodeBlock, UInt)] = []
+    /// Plans the move of every unpinned block above the highest one; false (and no plan)
+    /// when they do not fit. Allocates nothing.
+    private func planEvacuation(_ roots: RootScan) -> Bool {
         var cursor = heap.codeBase + UInt(heap.movable.top)
         for block in heap.blocks where !block.isFixed && !roots.isPinned(block) {
-            plan.append((block, cursor + UInt(CodeHeap.headerSize)))
+            compactor.moves.append(Compactor.Move(block: block, from: block.entry, to: cursor + UInt(CodeHeap.headerSize)))
             cursor += UInt(block.extent.count)
         }
-        return cursor <= heap.movableRange.upperBound ? plan : nil
-    }
-
-    /// Applies the records of every block again (in the terms of the version that owns
-    /// it), re-points bound call slots and stubs.
-    func relinkAfterMoves() {
-        for crate in crates + unloadedCrates {
-            for version in crate.versions {
-                for (index, block) in version.blocks.enumerated() where block.version === version && !block.isFreed {
-                    do {
-                        try applyRelocations(ofFunction: index, of: version, in: crate)
-                    } catch {
-                        fail("internal error: relinking \(crate.name) after compaction: \(error)")
-                    }
-                }
-            }
+        guard cursor <= heap.movableRange.upperBound else {
+            compactor.moves.removeAll(keepingCapacity: true)
+            return false
         }
-        rebindCallSlots { _ in true }
-        for crate in crates + unloadedCrates { repointStubs(of: crate) }
+        return true
     }
 
     /// Rewrites every bound call slot (of every version of every crate) whose binding is a
@@ -234,9 +241,11 @@ extension Loader {
                             version.toc.store(target, at: slot)
                             written += 1
                         }
+                        noteBinding(of: version, slot: index, to: block(of: binding!))
                     } else {
                         version.toc.bindings[index] = nil
                         version.toc.store(version.toc.resolverStubs[index], at: slot)
+                        noteBinding(of: version, slot: index, to: nil)
                         written += 1
                     }
                 }
@@ -244,4 +253,17 @@ extension Loader {
         }
         return written
     }
+}
+
+/// The state compaction keeps between runs: the plan's buffer (kept at the size of the
+/// heap, so planning allocates nothing) and the number of the current compaction.
+final class Compactor {
+    struct Move {
+        let block: CodeBlock
+        let from: UInt
+        let to: UInt
+    }
+
+    var moves: [Move] = []
+    var epoch: UInt64 = 0
 }

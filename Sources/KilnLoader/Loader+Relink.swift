@@ -95,6 +95,9 @@ extension Loader {
     private func reapply(_ record: Int, ofFunction index: Int, of version: CrateVersion, in crate: CrateState) throws(LoadError) {
         let block = version.blocks[index]
         let function = version.module.functions[index]
+        if case .function(let target) = function.relocations[record].target {
+            retarget(block, record: record, to: callee(target, of: version, in: crate))
+        }
         try apply(function.relocations[record], function.name, of: version, in: crate, objectAddress: block.entry,
                   writableStart: heap.region.writableAlias(of: block.entry))
     }

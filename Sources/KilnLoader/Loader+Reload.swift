@@ -97,6 +97,7 @@ extension Loader {
             for version in crate.versions {
                 for index in version.toc.callSlots.indices {
                     version.toc.store(version.toc.resolverStubs[index], at: version.toc.callSlotAddress(index))
+                    noteBinding(of: version, slot: index, to: nil)
                 }
             }
         }
@@ -111,7 +112,7 @@ extension Loader {
         report.crate = crate.name
         report.version = old.number + 1
 
-        let outcome: Result<ReloadReport, LoadError> = withStoppedWorld(framePointer: framePointer, low: low) { roots in
+        let outcome: Result<ReloadReport, LoadError> = withStoppedWorld(framePointer: framePointer, low: low) { roots, _ in
             do throws(LoadError) {
                 return .success(try reload(crate, module, from: old, roots: roots, report: report))
             } catch {
@@ -191,7 +192,7 @@ extension Loader {
     /// Gives back what `placeVersion` allocated for a reload that cannot go on.
     private func abandon(_ version: CrateVersion, plan: ReloadPlan) {
         let handedOver = Set(plan.kept.values.map(\.id) + plan.inPlace.values.map(\.id))
-        for block in version.blocks where !handedOver.contains(block.id) { heap.free(block) }
+        for block in version.blocks where !handedOver.contains(block.id) { freeBlock(block) }
         for (index, object) in version.module.data.enumerated() where plan.keptData[index] == nil {
             if let address = version.dataAddresses[index] { heap.freeData(address, count: object.size) }
         }
@@ -210,5 +211,8 @@ extension Loader {
         }
         version.toc = toc
         old.ownsTOC = false
+        // The slots and what they are bound to pass over with the TOC.
+        version.slotBlocks = old.slotBlocks
+        old.slotBlocks = Array(repeating: nil, count: old.slotBlocks.count)
     }
 }

@@ -15,11 +15,7 @@ extension Loader {
     func targetValue(_ target: RelocationTarget, of version: CrateVersion, in crate: CrateState) throws(LoadError) -> UInt {
         switch target {
         case .function(let index):
-            if let current = crate.current, current !== version,
-               let newest = current.functionIndex[unquoted(version.module.functions[index].name)] {
-                return current.blocks[newest].entry
-            }
-            return version.blocks[index].entry
+            return callee(index, of: version, in: crate).entry
         case .stub(let index):
             if let address = version.stubAddresses[index] { return address }
             let address = try stubAddress(crate: crate, functionName: version.module.functions[index].name)
@@ -33,10 +29,12 @@ extension Loader {
         }
     }
 
-    /// Applies every record of function `index` of `version` at its block's current place.
+    /// Applies every record of function `index` of `version` at its block's current place,
+    /// and notes the block's links (CodeLinks.swift).
     func applyRelocations(ofFunction index: Int, of version: CrateVersion, in crate: CrateState) throws(LoadError) {
         let block = version.blocks[index]
         let function = version.module.functions[index]
+        defer { noteLinks(of: block, function: function, of: version, in: crate) }
         let writable = heap.region.writableAlias(of: block.entry)
         let slots = version.recordSlots[index]
         for (record, relocation) in function.relocations.enumerated() {
@@ -101,6 +99,39 @@ extension Loader {
                                            address: address, inRegion: heap.region.contains(UInt(address)))
             }
         }
+    }
+
+    /// Applies record `record` of a placed block again, in its version's terms, for a direct
+    /// call through the callee the links name. Allocates nothing when the record's targets
+    /// were resolved before (as they are for every placed block): compaction runs it while
+    /// the world is stopped.
+    func reapplyInPlace(_ block: CodeBlock, record: Int) {
+        guard let version = block.version else { return }
+        let relocation = version.module.functions[block.functionIndex].relocations[record]
+        let target: UInt
+        switch relocation.target {
+        case .function:
+            guard let callee = block.callees[record] else { return }
+            target = callee.entry
+        case .callSlot, .addressSlot:
+            target = version.toc.address + UInt(8 * Int(version.recordSlots[block.functionIndex][record]))
+        case .stub(let index):
+            guard let address = version.stubAddresses[index] else { return }
+            target = address
+        case .data(let index):
+            guard let address = version.dataAddresses[index] else { return }
+            target = address
+        case .threadLocal(let index):
+            guard let offset = version.threadOffsets[index] else { return }
+            target = UInt(offset)
+        case .external(let name):
+            guard let value = version.externalValues[name] else { return }
+            target = value
+        }
+        // Safe: `validate` checked that the field lies inside the code, and a pc-relative
+        // field between two places of one region always fits.
+        try? relocation.apply(targetValue: UInt64(target), fieldAddress: UInt64(block.entry) + UInt64(relocation.offset),
+                              writingTo: heap.region.writableAlias(of: block.entry) + Int(relocation.offset))
     }
 
     /// Writes one record's field for a target value already known.

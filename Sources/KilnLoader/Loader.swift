@@ -86,6 +86,8 @@ public final class Loader {
     private var isKeptUntilExit = false
     /// What the threads' stacks and registers held of the code heap at the last scan.
     let roots = RootScan()
+    /// Compaction's plan buffer and count.
+    let compactor = Compactor()
     var routines: RuntimeRoutines!
     let lock = RuntimeLock()
     var placementState: UInt64
@@ -312,7 +314,7 @@ public final class Loader {
                 toc.resolverStubs.append(try routines.makeResolverStub(for: toc.callSlotAddress(index), in: heap))
             }
         } catch {
-            for block in fresh { heap.free(block) }
+            for block in fresh { freeBlock(block) }
             for (index, object) in module.data.enumerated() where index < dataAddresses.count {
                 if let address = dataAddresses[index], dataReused(index) == nil {
                     heap.freeData(address, count: object.size)
@@ -404,6 +406,7 @@ public final class Loader {
         for index in version.toc.callSlots.indices {
             version.toc.store(version.toc.resolverStubs[index], at: version.toc.callSlotAddress(index))
             version.toc.bindings[index] = nil
+            noteBinding(of: version, slot: index, to: nil)
         }
         for (index, name) in version.toc.addressSlots.enumerated() {
             version.toc.store(version.externalValues[name]!, at: version.toc.addressSlotAddress(index))
@@ -437,12 +440,13 @@ public final class Loader {
     /// the data it owns, its TOC and resolver stubs.
     func free(_ version: CrateVersion, keeping: CrateVersion? = nil) {
         let kept = Set((keeping?.blocks ?? []).map(\.id))
-        for block in version.blocks where !block.isFreed && !kept.contains(block.id) { heap.free(block) }
+        for block in version.blocks where !block.isFreed && !kept.contains(block.id) { freeBlock(block) }
         for (index, object) in version.module.data.enumerated() where version.ownsData[index] {
             if let address = version.dataAddresses[index] { heap.freeData(address, count: object.size) }
         }
         guard version.ownsTOC else { return }
         version.ownsTOC = false
+        forgetBindings(of: version)
         if version.toc.address != 0 { heap.freeData(version.toc.address, count: version.toc.size) }
         for (index, stub) in version.toc.resolverStubs.enumerated() {
             callSlotOwners[version.toc.callSlotAddress(index)] = nil
@@ -456,7 +460,7 @@ public final class Loader {
         forgetUses(of: crate)
         unregisterExports(of: crate)
         if crateByName[crate.name] === crate { crateByName[crate.name] = nil }
-        stubs.markDead(crate: crate.name, routines: routines, heap: heap)
+        for stub in stubs.stubs(ofCrate: crate.name) where stub.block != nil { point(stub, at: nil) }
         crates.removeAll { $0 === crate }
         crate.current = nil
         crate.retired = []
