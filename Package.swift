@@ -10,6 +10,13 @@ import PackageDescription
 /// would still be caught there.
 let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
+/// The runtime is optimised in every build. While it holds the other threads of a process
+/// stopped it must not allocate (a stopped thread may hold malloc's lock), and unoptimised
+/// generic code allocates when it first uses a conformance (the Swift runtime instantiates
+/// the witness table then, under a lock of its own). The test suite, built for debugging,
+/// checks that with a malloc that refuses to run there.
+let runtime: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
 let package = Package(
     name: "Kiln",
     platforms: [.macOS(.v14)],
@@ -36,7 +43,7 @@ let package = Package(
         // C shim for what Swift cannot reach: memfd_create, the __thread block of thread data.
         .target(name: "CKilnShim"),
         // The runtime: loads compiled modules into executable memory, links, runs, reloads them.
-        .target(name: "KilnLoader", dependencies: ["KilnCode", "KilnX64", "CKilnShim"]),
+        .target(name: "KilnLoader", dependencies: ["KilnCode", "KilnX64", "CKilnShim"], swiftSettings: runtime),
         // Tools around the runtime, for the command and the tests only (a host that embeds
         // Kiln links KilnLoader without them): the `kiln test` runner (gcc, child processes),
         // and files, processes and a watcher thread for the command.

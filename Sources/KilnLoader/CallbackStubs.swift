@@ -82,18 +82,21 @@ extension Loader {
     /// The stub of the function called `functionName` in `crate`, made on first use and
     /// pointed at the current version's block of that name (dead when there is none).
     /// `forCode`: the address goes into a crate's code or data.
-    func stubAddress(crate: CrateState, functionName name: String, forCode: Bool = true) throws(LoadError) -> UInt {
+    /// With `repointing` false, an existing stub is left as it is (a reload being prepared
+    /// must not change what live stubs do) and a new one starts dead.
+    func stubAddress(crate: CrateState, functionName name: String, forCode: Bool = true,
+                     repointing: Bool = true) throws(LoadError) -> UInt {
         lock.lock()
         defer { lock.unlock() }
         let block = crate.current.flatMap { version in version.functionIndex[unquoted(name)].map { version.blocks[$0] } }
         if let stub = stubs.stub(crate: crate.name, function: unquoted(name)) {
-            if stub.block !== block { point(stub, at: block) }
+            if stub.block !== block && repointing { point(stub, at: block) }
             stub.isUsedByCode = stub.isUsedByCode || forCode
             return stub.address
         }
         let stub = CallbackStub(address: try heap.allocateFixed(16), crateName: crate.name, functionName: unquoted(name))
         stub.isUsedByCode = forCode
-        point(stub, at: block)
+        point(stub, at: repointing ? block : nil)
         stubs.add(stub)
         return stub.address
     }

@@ -170,14 +170,15 @@ final class CodeHeap {
         releaseFreePages()
     }
 
-    /// Makes a block hold `size` bytes of code, giving the space after them back.
-    func resize(_ block: CodeBlock, to size: Int) {
+    /// Makes a block hold `size` bytes of code, giving the space after them back; unless
+    /// `filling` is false (the new code is already written), its bytes become int3 first.
+    func resize(_ block: CodeBlock, to size: Int, filling: Bool = true) {
         precondition(size <= block.capacity, "a block only shrinks")
         let oldEnd = block.extent.upperBound
         block.size = size
         block.capacity = size
         let newEnd = block.extent.upperBound
-        fill(block.entry..<oldEnd, with: 0xCC)
+        if filling { fill(block.entry..<oldEnd, with: 0xCC) } else { fill(newEnd..<oldEnd, with: 0xCC) }
         if newEnd < oldEnd { movable.free(Int(newEnd - codeBase)..<Int(oldEnd - codeBase)) }
         writeHeader(of: block)
     }

@@ -115,11 +115,12 @@ extension Loader {
         for index in version.slotBlocks.indices { noteBinding(of: version, slot: index, to: nil) }
     }
 
-    /// Makes `stub` jump to `block` (nil: dead), keeping `block.stub`, and writes it.
-    func point(_ stub: CallbackStub, at block: CodeBlock?) {
+    /// Makes `stub` jump to `block` (nil: dead), keeping `block.stub`, and writes it unless
+    /// `writing` is false (it was written already).
+    func point(_ stub: CallbackStub, at block: CodeBlock?, writing: Bool = true) {
         if let old = stub.block, old !== block, old.stub === stub { old.stub = nil }
         stub.block = block
         block?.stub = stub
-        routines.writeStub(at: stub.address, target: block?.entry, in: heap)
+        if writing { routines.writeStub(at: stub.address, target: block?.entry, in: heap) }
     }
 }

@@ -33,6 +33,9 @@ final class CrateVersion {
     /// false once a newer version took the object over unchanged.
     var ownsData: [Bool]
     var threadOffsets: [Int: Int] = [:]
+    /// Thread-data ranges this version registered and gives back when it goes (a newer
+    /// version that keeps a datum takes its range over).
+    var ownedThreadData: [(offset: Int, size: Int)] = []
     var toc: TOC
     /// Built on first use (reload, tools): loading does not pay for it.
     lazy var relink = RelinkSection(module: module, layout: (toc.callSlots, toc.addressSlots))
@@ -87,6 +90,9 @@ final class CrateState: CustomStringConvertible {
     var current: CrateVersion?
     /// Older versions that still hold blocks, data or a TOC that something may reach.
     var retired: [CrateVersion] = []
+    /// Storage of data objects that reloads replaced: kept until the crate is unloaded and
+    /// gone, or the host releases it.
+    var replacedData: [(address: UInt, size: Int)] = []
 
     /// The newest version, current or (after an unload) the last one: what a host's
     /// handle still describes.
@@ -182,11 +188,15 @@ final class CrateState: CustomStringConvertible {
 
     /// Calls the exported `main` with `arguments` (argv[0] first) and `environment`
     /// (`KEY=value` strings; nil passes the process's own), then flushes C stdio.
-    /// Runs on the calling thread; a crash in the program is a crash of the process.
+    /// Runs on the calling thread, which from then on accepts the runtime's stops
+    /// (`World.acceptStops`); a crash in the program is a crash of the process.
     public func runMain(arguments: [String], environment: [String]? = nil) throws(LoadError) -> Int32 {
         guard let index = functionIndex(named: "main"), module.functions[index].isExported else {
             throw .noMain(module: name)
         }
+        // The calling thread runs crate code from here on, and the program's threads inherit
+        // its signal mask: stops must be able to stop them (World.swift).
+        World.acceptStops()
         let status = Self.callMain(try stub(ofFunction: index), arguments: arguments, environment: environment)
         loader.keepUntilExit()
         return status

@@ -60,6 +60,12 @@ public enum LoadError: Error, CustomStringConvertible, Sendable {
     case stubMisuse(String)
     /// `runMain` on a module without an exported `main`.
     case noMain(module: String)
+    /// A reload would remove exports that other crates use (each with its user and use).
+    case reloadDropsExports(crate: String, [UnresolvedSymbol])
+    /// A reload could not be committed: some thread kept running the code it would write.
+    case threadsNotStopped(String)
+    /// A failure a test asked for (`Loader.reloadFaultStep`).
+    case injectedFault
 
     public var description: String {
         switch self {
@@ -96,6 +102,13 @@ public enum LoadError: Error, CustomStringConvertible, Sendable {
             return message
         case .noMain(let module):
             return "\(module): no exported function $main"
+        case .reloadDropsExports(let crate, let symbols):
+            return "\(crate): the new version no longer exports what other crates use: "
+                + symbols.map { "$\($0.symbol) \($0.users.joined(separator: ", "))" }.joined(separator: "; ")
+        case .threadsNotStopped(let crate):
+            return "\(crate): reload not applied: a thread that cannot be stopped keeps running its code"
+        case .injectedFault:
+            return "a failure injected by a test"
         }
     }
 }

@@ -47,11 +47,16 @@ extension Loader {
                     freed += 1
                 }
                 let holdsCode = version.blocks.contains { $0.version === version && !$0.isFreed }
-                if !holdsCode { release(version) }
+                if !holdsCode { release(version, of: crate) }
                 return !holdsCode
             }
         }
-        unloadedCrates.removeAll { $0.retired.isEmpty }
+        unloadedCrates.removeAll { crate in
+            guard crate.retired.isEmpty else { return false }
+            // The crate is gone for good: its replaced data goes with it.
+            freeReplacedData(of: crate)
+            return true
+        }
         statistics.blocksCollected += freed
         return freed
     }
@@ -92,11 +97,14 @@ extension Loader {
     }
 
     /// Frees what a retired version owns besides its blocks.
-    private func release(_ version: CrateVersion) {
+    private func release(_ version: CrateVersion, of crate: CrateState) {
+        // Data stays: C code may hold a pointer to it anywhere (Reload.swift).
         for (index, object) in version.module.data.enumerated() where version.ownsData[index] {
-            if let address = version.dataAddresses[index] { heap.freeData(address, count: object.size) }
+            if let address = version.dataAddresses[index] { crate.replacedData.append((address, object.size)) }
             version.ownsData[index] = false
         }
+        for range in version.ownedThreadData { ThreadLocalData.unregister(offset: range.offset, size: range.size) }
+        version.ownedThreadData = []
         guard version.ownsTOC else { return }
         version.ownsTOC = false
         forgetBindings(of: version)
@@ -106,6 +114,23 @@ extension Loader {
             if callSlotOwners[slot]?.version === version { callSlotOwners[slot] = nil }
             heap.freeFixed(stub, count: 16)
         }
+    }
+
+    /// Frees the storage of data objects that reloads replaced in `crate` (see "Which data
+    /// old and new code see" in Reload.swift). The host says no pointer to them is left:
+    /// C code still holding one reads whatever is allocated there next.
+    public func releaseReplacedData(of crate: Crate) {
+        lock.locked { freeReplacedData(of: crate.state) }
+    }
+
+    /// Bytes of data that reloads replaced and that stay until released or unloaded.
+    public var replacedDataBytes: Int {
+        lock.locked { (crates + unloadedCrates).reduce(0) { $0 + $1.replacedData.reduce(0) { $0 + $1.size } } }
+    }
+
+    func freeReplacedData(of crate: CrateState) {
+        for (address, size) in crate.replacedData { heap.freeData(address, count: size) }
+        crate.replacedData = []
     }
 
     /// Why each live block is alive, for `kiln run --stats` and tools: one line per block.

@@ -88,6 +88,8 @@ public final class Loader {
     let roots = RootScan()
     /// Compaction's plan buffer and count.
     let compactor = Compactor()
+    /// For tests: the step of preparing the next reload that fails (see `checkpoint`).
+    var reloadFaultStep: Int?
     var routines: RuntimeRoutines!
     let lock = RuntimeLock()
     var placementState: UInt64
@@ -275,7 +277,7 @@ public final class Loader {
     /// it allocated is given back and nothing it was handed is touched.
     func placeVersion(
         _ module: CompiledModule, number: Int,
-        reusing: (Int, CodeObject) -> CodeBlock?, dataReused: (Int) -> UInt?
+        reusing: (Int, CodeObject) -> CodeBlock?, dataReused: (Int) -> UInt?, toc keptTOC: TOC? = nil
     ) throws(LoadError) -> CrateVersion {
         var blocks: [CodeBlock] = []
         var fresh: [CodeBlock] = []
@@ -307,11 +309,15 @@ public final class Loader {
                     ownsData.append(true)
                 }
             }
-            let layout = module.tocLayout
-            tocAddress = try heap.allocateData(8 * (layout.callSlots.count + layout.addressSlots.count), alignment: 8)
-            toc = TOC(address: tocAddress, callSlots: layout.callSlots, addressSlots: layout.addressSlots)
-            for index in layout.callSlots.indices {
-                toc.resolverStubs.append(try routines.makeResolverStub(for: toc.callSlotAddress(index), in: heap))
+            if let keptTOC {
+                toc = keptTOC
+            } else {
+                let layout = module.tocLayout
+                tocAddress = try heap.allocateData(8 * (layout.callSlots.count + layout.addressSlots.count), alignment: 8)
+                toc = TOC(address: tocAddress, callSlots: layout.callSlots, addressSlots: layout.addressSlots)
+                for index in layout.callSlots.indices {
+                    toc.resolverStubs.append(try routines.makeResolverStub(for: toc.callSlotAddress(index), in: heap))
+                }
             }
         } catch {
             for block in fresh { freeBlock(block) }
@@ -320,8 +326,10 @@ public final class Loader {
                     heap.freeData(address, count: object.size)
                 }
             }
-            if tocAddress != 0 { heap.freeData(tocAddress, count: toc.size) }
-            for stub in toc.resolverStubs { heap.freeFixed(stub, count: 16) }
+            if tocAddress != 0 {
+                heap.freeData(tocAddress, count: toc.size)
+                for stub in toc.resolverStubs { heap.freeFixed(stub, count: 16) }
+            }
             throw error
         }
         let version = CrateVersion(number: number, module: module, blocks: blocks, dataAddresses: dataAddresses, toc: toc)
@@ -335,9 +343,12 @@ public final class Loader {
         registerSlots(of: crate.live, in: crate)
     }
 
-    /// Removes the exports `crate`'s current (or last) version registered.
-    func unregisterExports(of crate: CrateState) {
-        for name in crate.exports where exports[name]?.crate === crate { exports[name] = nil }
+    /// Removes the exports `crate`'s current (or last) version registered, or `version`'s.
+    func unregisterExports(of crate: CrateState, version: CrateVersion? = nil) {
+        let module = (version ?? crate.live).module
+        let names = module.functions.filter(\.isExported).map { unquoted($0.name) }
+            + module.data.filter(\.isExported).map { unquoted($0.name) }
+        for name in names where exports[name]?.crate === crate { exports[name] = nil }
     }
 
     /// The users of `crate`: the crates that import a symbol it exports (by name), and
@@ -414,7 +425,23 @@ public final class Loader {
     }
 
     /// Registers thread-local templates; `keeping` hands over the offset of an unchanged object.
-    func registerThreadData(of version: CrateVersion, in crate: CrateState, keeping: (Int) -> Int?) throws(LoadError) {
+    /// Returns the ranges it registered (offset, size); on failure it gives them back.
+    @discardableResult
+    func registerThreadData(of version: CrateVersion, in crate: CrateState,
+                            keeping: (Int) -> Int?) throws(LoadError) -> [(offset: Int, size: Int)] {
+        var registered: [(offset: Int, size: Int)] = []
+        do throws(LoadError) {
+            try registerThreadData(of: version, in: crate, keeping: keeping, into: &registered)
+        } catch {
+            for range in registered { ThreadLocalData.unregister(offset: range.offset, size: range.size) }
+            throw error
+        }
+        for range in registered { version.ownedThreadData.append(range) }
+        return registered
+    }
+
+    private func registerThreadData(of version: CrateVersion, in crate: CrateState, keeping: (Int) -> Int?,
+                                    into registered: inout [(offset: Int, size: Int)]) throws(LoadError) {
         for (index, object) in version.module.data.enumerated() where object.isThreadLocal {
             if let offset = keeping(index) {
                 version.threadOffsets[index] = offset
@@ -432,6 +459,7 @@ public final class Loader {
             guard let offset = ThreadLocalData.register(template, alignment: max(object.alignment, 1)) else {
                 throw .threadDataFull(object: object.name, size: object.size)
             }
+            registered.append((offset, object.size))
             version.threadOffsets[index] = offset
         }
     }
@@ -444,6 +472,8 @@ public final class Loader {
         for (index, object) in version.module.data.enumerated() where version.ownsData[index] {
             if let address = version.dataAddresses[index] { heap.freeData(address, count: object.size) }
         }
+        for range in version.ownedThreadData { ThreadLocalData.unregister(offset: range.offset, size: range.size) }
+        version.ownedThreadData = []
         guard version.ownsTOC else { return }
         version.ownsTOC = false
         forgetBindings(of: version)

@@ -13,8 +13,11 @@
 // initial bytes, with its relocations applied, as a template; the C shim keeps
 // the layout and each thread's block (see CKilnShim.h).
 //
-// Offsets are never reused: unloading a module leaves its part of the layout
-// in place (a few bytes per thread variable).
+// Offsets are reused: when no code that uses a thread datum is left (its
+// version was collected, its crate unloaded, its loader freed), its range goes
+// back to the layout, and a later registration may take it (the C shim then
+// refreshes the bytes in threads that already hold them). A pointer to thread
+// data is valid while code of the version that defined it is alive.
 
 import CKilnShim
 
@@ -29,8 +32,16 @@ public enum ThreadLocalData {
         return offset < 0 ? nil : Int(offset)
     }
 
+    /// Gives a range back for reuse.
+    static func unregister(offset: Int, size: Int) {
+        kiln_tls_unregister(Int64(offset), size)
+    }
+
     /// The size of the layout: the sum of all registered objects and their padding.
     public static var layoutSize: Int { kiln_tls_layout_size() }
+
+    /// Bytes of the layout given back and not yet reused.
+    public static var freeBytes: Int { kiln_tls_free_bytes() }
 
     /// The calling thread's address of byte `offset` of the layout.
     public static func address(ofOffset offset: Int) -> UnsafeMutableRawPointer {

@@ -44,3 +44,99 @@ func programPath(_ name: String) -> String {
         }
     }
 }
+
+/// No allocation while the world is stopped: `kiln` runs with a malloc that aborts when the
+/// thread that stopped the world allocates (Tests/Programs/allocation-guard.c, preloaded).
+/// A stopped thread may hold a malloc lock; an allocation there could hang the process.
+@Suite struct StoppedWorldAllocationTests {
+    func guardLibrary(in directory: String) throws -> String {
+        let library = directory + "/libguard.so"
+        let result = try run("/usr/bin/env", ["gcc", "-O2", "-shared", "-fPIC", "-o", library,
+                                              packageRoot.appendingPathComponent("Tests/Programs/allocation-guard.c").path])
+        guard result.status == 0 else { throw RunError(message: "gcc: \(result.error)") }
+        return library
+    }
+
+    @Test func compactionsUnderForeignThreadsAllocateNothing() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let guardLibrary = try guardLibrary(in: directory)
+        let workers = try buildLibrary("workers", in: directory)
+        let result = try runKiln(["run", "--link", workers, programPath("workers-main"), "--", "100", "5000"],
+                                 environment: ["KILN_STRESS": "compact", "LD_PRELOAD": guardLibrary, "KILN_GUARD_REPORT": "1"])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output == "0 wrong results\n")
+        #expect(!result.error.contains("while the world is stopped"), "\(result.error)")
+        // The guard saw the stops (one per compaction at least).
+        let stops = result.error.split(separator: "\n").first { $0.hasPrefix("allocation-guard: stops ") }
+            .flatMap { Int($0.dropFirst("allocation-guard: stops ".count)) } ?? 0
+        #expect(stops >= 100, "\(result.error)")
+    }
+
+    @Test func reloadsAllocateNothingWhileTheWorldIsStopped() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let guardLibrary = try guardLibrary(in: directory)
+        let path = directory + "/live.ssa"
+        let program = """
+            export function w $main() {
+            @start
+            	%i =w copy 0
+            @loop
+            	%v =w call $value()
+            	%z =w call $printf(l $fmt, ..., w %v)
+            	%f =w call $fflush(l 0)
+            	%u =w call $usleep(w 5000)
+            	%i =w add %i, 1
+            	%stop =w ceqw %v, 3
+            	jnz %stop, @end, @check
+            @check
+            	%more =w csltw %i, 2000
+            	jnz %more, @loop, @end
+            @end
+            	ret 0
+            }
+            function w $value() {
+            @start
+            	ret 1
+            }
+            data $fmt = { b "%d\\n", b 0 }
+            """
+        try program.write(toFile: path, atomically: false, encoding: .utf8)
+        let seen = directory + "/seen"
+        FileManager.default.createFile(atPath: seen, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try kilnExecutable())
+        process.arguments = ["run", "--watch", path]
+        var environment = ProcessInfo.processInfo.environment
+        environment["LD_PRELOAD"] = guardLibrary
+        environment["KILN_GUARD_REPORT"] = "1"
+        environment["SWIFT_BACKTRACE"] = "enable=no"
+        process.environment = environment
+        let error = Pipe()
+        process.standardOutput = FileHandle(forWritingAtPath: seen)
+        process.standardError = error
+        try process.run()
+        func waitFor(_ line: String) {
+            let deadline = Date().addingTimeInterval(15)
+            while Date() < deadline {
+                if let text = try? String(contentsOfFile: seen, encoding: .utf8), text.contains(line) { return }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+        }
+        waitFor("1\n")
+        // In place (it fits and nothing runs in it), then fresh with a new function.
+        try program.replacingOccurrences(of: "\tret 1", with: "\tret 2").write(toFile: path, atomically: false, encoding: .utf8)
+        waitFor("2\n")
+        try program.replacingOccurrences(of: "\tret 1", with: "\t%t =w call $three()\n\tret %t")
+            .replacingOccurrences(of: "data $fmt", with: "function w $three() {\n@start\n\tret 3\n}\ndata $fmt")
+            .write(toFile: path, atomically: false, encoding: .utf8)
+        let errors = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let lines = (try? String(contentsOfFile: seen, encoding: .utf8)) ?? ""
+        #expect(process.terminationStatus == 0, "\(errors)")
+        #expect(lines.contains("1\n2\n") && lines.hasSuffix("2\n3\n"), "\(lines.suffix(40))")
+        #expect(!errors.contains("while the world is stopped"), "\(errors)")
+        #expect(errors.contains("allocation-guard: stops"), "\(errors)")
+    }
+}

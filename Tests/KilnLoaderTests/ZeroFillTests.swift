@@ -64,7 +64,7 @@ let bigSize = 16 << 20
         #expect(try residentPages(big, bigSize) <= 2)
     }
 
-    @Test func reloadKeepsAnUnchangedObjectAndReleasesAReplacedOne() throws {
+    @Test func reloadKeepsAnUnchangedObjectAndAReplacedOneUntilReleased() throws {
         let loader = try Loader(options: .init())
         let crate = try loader.load(try compile("zeros.ssa", zeroFillSource()))
         let oldBig = crate.address(ofData: try #require(crate.dataIndex(named: "big")))
@@ -74,8 +74,9 @@ let bigSize = 16 << 20
         #expect(kept.dataKept == 1 && kept.dataNew == 0)
         #expect(try call(crate, "version") == 2)
         #expect(try call(crate, "get", Int64(bigSize - 1)) == 7)
-        // A changed definition: a fresh object with the new contents; the old one's pages
-        // went back to the kernel when it was freed.
+        // A changed definition: a fresh object with the new contents; the old one stays, with
+        // the byte the old code wrote, until the host releases it, and then its pages go back
+        // to the kernel.
         let changed = try loader.reload(crate, with: try compile("zeros.ssa", zeroFillSource(first: 5, version: 3)))
         #expect(changed.dataKept == 0 && changed.dataNew == 1)
         #expect(try call(crate, "version") == 3)
@@ -83,6 +84,10 @@ let bigSize = 16 << 20
         #expect(try call(crate, "get", Int64(bigSize - 1)) == 0)
         let newBig = crate.address(ofData: try #require(crate.dataIndex(named: "big")))
         #expect(newBig != oldBig)
+        #expect(loader.collectCode() >= 0 && loader.replacedDataBytes >= bigSize)
+        #expect(oldBig.load(fromByteOffset: bigSize - 1, as: UInt8.self) == 7)
+        loader.releaseReplacedData(of: crate)
+        #expect(loader.replacedDataBytes == 0)
         #expect(try residentPages(oldBig, bigSize) == 0)
         #expect(try residentPages(newBig, bigSize) <= 2)
     }

@@ -127,6 +127,13 @@ const void *kiln_atexit_entry(void);
 /// layout would exceed KILN_TLS_CAPACITY. Thread-safe.
 int64_t kiln_tls_register(const void *bytes, size_t size, size_t alignment);
 
+/// Gives a range back to the layout (no code that uses it is left): a later
+/// registration may reuse it. Thread-safe.
+void kiln_tls_unregister(int64_t offset, size_t size);
+
+/// Bytes of the layout given back and not reused yet.
+size_t kiln_tls_free_bytes(void);
+
 /// The current size of the process-wide layout.
 size_t kiln_tls_layout_size(void);
 
