@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "CKilnShim.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,4 +48,31 @@ static int kiln_atexit(void (*handler)(void)) {
 
 const void *kiln_atexit_entry(void) {
     return (const void *)kiln_atexit;
+}
+
+// A dlsym that leaves the calling thread's dlerror state alone: glibc keeps
+// that state per thread, and a successful dlsym clears a pending error, so the
+// lookups run on a short-lived thread of their own.
+struct lookup {
+    void *const *handles;
+    int count;
+    const char *name;
+    void *found;
+};
+
+static void *look_up(void *raw) {
+    struct lookup *lookup = raw;
+    for (int index = 0; index < lookup->count && !lookup->found; index++) {
+        lookup->found = dlsym(lookup->handles[index], lookup->name);
+    }
+    if (!lookup->found) lookup->found = dlsym(RTLD_DEFAULT, lookup->name);
+    return NULL;
+}
+
+void *kiln_dlsym_elsewhere(void *const *handles, int count, const char *name) {
+    struct lookup lookup = { handles, count, name, NULL };
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, look_up, &lookup) != 0) return NULL;
+    pthread_join(thread, NULL);
+    return lookup.found;
 }

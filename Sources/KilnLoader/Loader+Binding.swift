@@ -35,13 +35,11 @@ extension Loader {
 
     /// The address `name` resolves to outside any crate: a Kiln runtime symbol, a symbol of
     /// a linked library (in link order), or of the process's global scope. Quotes ignored.
-    func resolveOutside(_ name: String) -> UInt? {
+    /// With `leavingThreadState`, the calling thread's dlerror state is left as it was
+    /// (SymbolResolver.swift).
+    func resolveOutside(_ name: String, leavingThreadState: Bool = false) -> UInt? {
         let bare = unquoted(name)
-        if let address = Self.runtimeSymbols[bare] { return address }
-        for library in libraries {
-            if let address = System.lookUp(bare, in: library.handle) { return UInt(bitPattern: address) }
-        }
-        return System.lookUp(bare, in: nil).map { UInt(bitPattern: $0) }
+        return leavingThreadState ? symbols.addressLeavingThreadState(of: bare) : symbols.address(of: bare)
     }
 
     /// The stable address of `name` as a value: a crate function's stub, a crate's data
@@ -58,6 +56,7 @@ extension Loader {
     }
 
     /// What a call through a slot for `name` should reach now, and how to find it again.
+    /// Runs on a program's thread: its dlerror state is left alone.
     func callTarget(of name: String) -> (address: UInt, binding: TOC.Binding)? {
         if let export = exports[unquoted(name)] {
             switch export.target {
@@ -69,7 +68,7 @@ extension Loader {
             default: preconditionFailure("exports are functions or data")
             }
         }
-        return resolveOutside(name).map { ($0, .address($0)) }
+        return resolveOutside(name, leavingThreadState: true).map { ($0, .address($0)) }
     }
 
     /// The block behind a binding to a crate's function, or nil.
@@ -123,6 +122,10 @@ extension Loader {
                 }
             }
         }
+        // Called names are looked up now, on the loading thread, so that binding a slot on a
+        // program's thread finds them without a dlsym there (SymbolResolver.swift). A name
+        // found nowhere is not an error yet: only its first call is.
+        for name in version.toc.callSlots where exports[unquoted(name)] == nil { _ = resolveOutside(name) }
         return order.map { UnresolvedSymbol(symbol: $0, users: missing[$0]!, crate: crate.name) }
     }
 
@@ -161,8 +164,13 @@ extension Loader {
     /// routine's frame pointer (`[framePointer + 8]` is the caller's return address).
     /// Returns the address to jump to. Never returns for an undefined symbol.
     func bind(slot: UInt, framePointer: UInt) -> UInt {
+        // The program's errno is as it left it when the call reaches its target.
+        let savedErrno = errno
         lock.lock()
-        defer { lock.unlock() }
+        defer {
+            lock.unlock()
+            errno = savedErrno
+        }
         statistics.runtimeEntries += 1
         guard let (crate, version, index) = callSlotOwners[slot] else {
             fail("internal error: the resolver was entered for 0x\(String(slot, radix: 16)), which is no call slot")

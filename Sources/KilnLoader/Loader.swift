@@ -68,7 +68,8 @@ public final class Loader {
 
     let heap: CodeHeap
     public let options: Options
-    var libraries: [(path: String, handle: UnsafeMutableRawPointer)] = []
+    /// Symbols outside the crates, and the `--link` libraries.
+    let symbols = SymbolResolver()
     /// Every loaded crate, in load order.
     var crates: [CrateState] = []
     var crateByName: [String: CrateState] = [:]
@@ -139,7 +140,6 @@ public final class Loader {
     }
 
     deinit {
-        for library in libraries.reversed() { System.closeLibrary(library.handle) }
     }
 
     /// Keeps this loader, and so its code, mapped until the process exits: a program's
@@ -157,7 +157,7 @@ public final class Loader {
     /// It stays open for the life of the loader.
     public func link(library path: String) throws(LoadError) {
         do {
-            libraries.append((path, try System.openLibrary(path)))
+            try symbols.link(library: path)
         } catch {
             throw .link(library: path, message: error.message)
         }

@@ -140,3 +140,39 @@ func programPath(_ name: String) -> String {
         #expect(errors.contains("allocation-guard: stops"), "\(errors)")
     }
 }
+
+@Suite struct BindingTests {
+    /// The first call through a slot binds it; the C library must not notice: dlerror still
+    /// has the error dlopen left (a dlsym while binding would clear it), and errno is kept.
+    @Test func bindingLeavesErrnoAndDlerrorAlone() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try """
+            export function w $main() {
+            @start
+            	%fd =w call $open(l $missingFile, w 0)
+            	%where =l call $__errno_location()
+            	%errno =w loadw %where
+            	%handle =l call $dlopen(l $missingLibrary, w 2)
+            	%message =l call $dlerror()
+            	jnz %message, @found, @none
+            @found
+            	%a =w call $printf(l $withMessage, ..., w %fd, w %errno, l %message)
+            	ret 0
+            @none
+            	%b =w call $printf(l $withoutMessage, ..., w %fd, w %errno)
+            	ret 1
+            }
+            data $missingFile = { b "/nonexistent/kiln-test-file", b 0 }
+            data $missingLibrary = { b "/nonexistent/libkiln-test.so", b 0 }
+            data $withMessage = { b "%d %d %s\\n", b 0 }
+            data $withoutMessage = { b "%d %d (null)\\n", b 0 }
+            """.write(toFile: directory + "/state.ssa", atomically: true, encoding: .utf8)
+        for stress in ["", "compact"] {
+            let result = try runKiln(["run", directory + "/state.ssa"], environment: stress.isEmpty ? [:] : ["KILN_STRESS": stress])
+            #expect(result.status == 0, "\(stress): \(result.output) \(result.error)")
+            // open failed with ENOENT (2), and dlerror names the library dlopen could not open.
+            #expect(result.output.hasPrefix("-1 2 /nonexistent/libkiln-test.so: "), "\(stress): \(result.output)")
+        }
+    }
+}

@@ -105,6 +105,11 @@ int kiln_world_handler_is_installed(void);
 /// How many times, in all, a thread did not answer a stop.
 uint64_t kiln_world_unresponsive_total(void);
 
+/// dlsym of `name` in each of `handles`, then in the global scope, done on a
+/// thread of its own so that the caller's dlerror state (a pending error a
+/// program has yet to read) is left as it was. NULL when nothing defines it.
+void *kiln_dlsym_elsewhere(void *const *handles, int count, const char *name);
+
 /// What generated code gets for `atexit`, which glibc does not export from libc.so.
 const void *kiln_atexit_entry(void);
 
