@@ -86,7 +86,10 @@ public func promoteStackSlots(_ function: inout Function, names: inout NameTable
         if !matches { candidate[instruction.arg0.index]!.ok = false }
     }
     var temporary: [UInt32: Value] = [:]
-    for (slot, use) in candidate where use.ok {
+    // In slot order: the new temporaries' numbers decide register choices later, so they must
+    // not follow the dictionary's per-process order.
+    for slot in candidate.keys.sorted() where candidate[slot]!.ok {
+        let use = candidate[slot]!
         let cls = use.storeClass ?? .l
         let base = names.text(function.temps[Int(slot)].name)
         var suffix = 0
