@@ -151,7 +151,7 @@ struct Emitter: ~Copyable {
         if block.count == 2 {
             guard case .parallelMove(let moves) = block[0].op else { return nil }
             let at = Int32(2 * firstIndex)
-            for (destination, source) in machine.moves[Int(moves)] {
+            for (destination, source) in machine.moves[Int(moves)] where source != .none {
                 guard case .reg(let register) = source,
                       location(register, at: at) == location(destination, at: at) else { return nil }
             }
