@@ -5,8 +5,9 @@
 // entries shared by all temporaries, each entry linking to the temporary's
 // previous one, popped when the walk leaves the block that pushed it. The
 // first definition keeps the original temporary; later ones get new
-// temporaries of the same class, named `<old>.<n>` with a per-temporary
-// counter (so naming costs nothing more as the function grows).
+// temporaries of the same class, named `<old>.<n>` (TempNamer: a counter per
+// temporary, unique within the function, so naming costs nothing more as the
+// function or the module grows).
 //
 // Every phi argument is visited once: arguments are found through their
 // predecessor block, and the arguments of new phis are filled in by the
@@ -36,7 +37,7 @@ struct Renamer {
     /// The top entry of each temporary in `stack`, or -1.
     var top: [Int32]
     var originalTaken: [Bool]
-    var nextSuffix: [Int32]
+    var namer: TempNamer
     var undefined: Value?
 
     init(function: Function, flow: ControlFlow, candidates: [Bool], newPhis: Adjacency) {
@@ -77,7 +78,7 @@ struct Renamer {
         argumentsFrom = Adjacency(count: function.blocks.count, nodes: sources, items: argumentIndices)
         top = Array(repeating: -1, count: function.temps.count)
         originalTaken = Array(repeating: false, count: function.temps.count)
-        nextSuffix = Array(repeating: 1, count: function.temps.count)
+        namer = TempNamer(function)
     }
 
     /// A temporary for a new definition of `temp`: `temp` itself the first time.
@@ -86,11 +87,7 @@ struct Renamer {
             originalTaken[temp] = true
             return .temp(UInt32(temp))
         }
-        let base = names.text(function.temps[temp].name)
-        var suffix = nextSuffix[temp]
-        while names.find("\(base).\(suffix)") != nil { suffix += 1 }
-        nextSuffix[temp] = suffix + 1
-        let name = names.intern("\(base).\(suffix)")
+        let name = namer.fresh(function.temps[temp].name, names: &names)
         function.temps.append(Temp(name: name, cls: function.temps[temp].cls, location: function.temps[temp].location))
         return .temp(UInt32(function.temps.count - 1))
     }
