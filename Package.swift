@@ -62,11 +62,13 @@ let package = Package(
         ),
         // Mutation fuzzer of the whole crate-file loading path (scripts/fuzz-loader.sh).
         .executableTarget(name: "kiln-fuzz", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnTooling"]),
+        // Generated IL of chosen shapes and sizes: growth of compile time (kiln-bench growth, tests).
+        .target(name: "KilnShapes"),
         // Benchmark harness: prints its figures, never part of the test suite.
-        .executableTarget(name: "kiln-bench", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader"]),
+        .executableTarget(name: "kiln-bench", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnShapes"]),
         .testTarget(name: "KilnILTests", dependencies: ["KilnIL"], resources: [.copy("Inputs")]),
         .testTarget(name: "KilnPassesTests", dependencies: ["KilnIL", "KilnPasses"]),
-        .testTarget(name: "KilnCodegenTests", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader"]),
+        .testTarget(name: "KilnCodegenTests", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnShapes"]),
         .testTarget(name: "KilnX64Tests", dependencies: ["KilnX64"]),
         .testTarget(name: "KilnCodeTests", dependencies: ["KilnCode", "KilnIL", "KilnCodegen"]),
         .testTarget(name: "KilnLoaderTests", dependencies: ["KilnLoader", "KilnCode", "KilnX64", "KilnIL", "KilnCodegen"]),

@@ -24,13 +24,14 @@ extension LinearScan {
         }
         // Across edges.
         var predecessorCount = [Int](repeating: 0, count: machine.blocks.count)
-        for list in successors { for successor in list { predecessorCount[successor] += 1 } }
-        for (block, list) in successors.enumerated() {
+        for successor in successors.items { predecessorCount[successor] += 1 }
+        for block in 0..<successors.count {
+            let list = successors[block]
             for successor in list {
                 var moves: [LocationMove] = []
                 let end = blockStarts[block + 1] - 2
                 let start = blockStarts[successor]
-                for register in liveIn[successor].elements where register >= Int(firstVirtual) {
+                for register in liveIn[successor] where register >= Int(firstVirtual) {
                     let virtual = Reg(register)
                     let from = allocation.location(virtual, at: end)
                     let to = allocation.location(virtual, at: start)

@@ -124,12 +124,14 @@ struct Allocation {
     /// Where a virtual register lives at an instruction (position 2 * global index).
     func location(_ register: Reg, at position: Int32) -> Location {
         let list = pieces[Int(register - firstVirtual)]
-        var result = list.first?.location ?? .spill(-1)
-        for piece in list {
-            if piece.start > position { break }
-            result = piece.location
+        guard let first = list.first else { return .spill(-1) }
+        // The last piece that starts at or before `position` (the first one if none does).
+        var low = 0, high = list.count
+        while low < high {
+            let middle = (low + high) / 2
+            if list[middle].start <= position { low = middle + 1 } else { high = middle }
         }
-        return result
+        return low == 0 ? first.location : list[low - 1].location
     }
 }
 
@@ -155,8 +157,8 @@ struct LinearScan {
     /// First position of each block, and one past the last (positions of block b are
     /// `blockStarts[b] ..< blockStarts[b + 1]`).
     var blockStarts: [Int32] = []
-    var liveIn: [BitSet] = []
-    var successors: [[Int]] = []
+    var liveIn = Adjacency(count: 0)
+    var successors = Adjacency(count: 0)
 
     init(_ machine: MachineFunction) {
         self.machine = machine
@@ -167,7 +169,7 @@ struct LinearScan {
         buildIntervals()
     }
 
-    /// Liveness by backward dataflow over blocks, then intervals by one backward walk.
+    /// Liveness (Liveness.swift), then intervals by one backward walk over the blocks.
     mutating func buildIntervals() {
         let blockCount = machine.blocks.count
         let registerCount = intervals.count
@@ -177,57 +179,35 @@ struct LinearScan {
             position += Int32(block.count * 2)
         }
         blockStarts.append(position)
-        successors = (0..<blockCount).map { machine.successors(of: $0) }
-        var generated = Array(repeating: BitSet(capacity: registerCount), count: blockCount)
-        var killed = Array(repeating: BitSet(capacity: registerCount), count: blockCount)
+        let liveness = MachineLiveness(machine, registerCount: registerCount)
+        liveIn = liveness.liveIn
+        successors = liveness.successors
         var uses: [Reg] = [], defs: [Reg] = []
-        for (index, block) in machine.blocks.enumerated() {
-            var instructionPosition = blockStarts[index]
-            for instruction in block {
-                machine.registers(of: instruction, uses: &uses, defs: &defs)
-                for register in uses {
-                    if !killed[index].contains(Int(register)) { generated[index].insert(Int(register)) }
-                    usePositions[Int(register)].append(instructionPosition)
-                }
-                for register in defs {
-                    killed[index].insert(Int(register))
-                    usePositions[Int(register)].append(instructionPosition + 1)
-                }
-                if case .mov = instruction.op, case .reg(let to) = instruction.a, case .reg(let from) = instruction.b {
-                    if hints[Int(to)] < 0 { hints[Int(to)] = from }
-                    if hints[Int(from)] < 0 { hints[Int(from)] = to }
-                }
-                instructionPosition += 2
-            }
-        }
-        liveIn = generated
-        var liveOut = Array(repeating: BitSet(capacity: registerCount), count: blockCount)
-        var changed = true
-        while changed {
-            changed = false
-            for block in stride(from: blockCount - 1, through: 0, by: -1) {
-                for successor in successors[block] { liveOut[block].formUnion(liveIn[successor]) }
-                var updated = liveOut[block]
-                updated.subtract(killed[block])
-                updated.formUnion(generated[block])
-                if updated != liveIn[block] {
-                    liveIn[block] = updated
-                    changed = true
-                }
-            }
-        }
         for block in stride(from: blockCount - 1, through: 0, by: -1) {
             let from = blockStarts[block], to = blockStarts[block + 1]
-            for register in liveOut[block].elements { intervals[register].add(from, to) }
+            for register in liveness.liveOut[block] { intervals[register].add(from, to) }
             var position = to - 2
             for instruction in machine.blocks[block].reversed() {
                 machine.registers(of: instruction, uses: &uses, defs: &defs)
-                for register in defs { intervals[Int(register)].define(at: position + 1) }
-                for register in uses { intervals[Int(register)].add(from, position + 1) }
+                for register in defs {
+                    intervals[Int(register)].define(at: position + 1)
+                    usePositions[Int(register)].append(position + 1)
+                }
+                for register in uses {
+                    intervals[Int(register)].add(from, position + 1)
+                    usePositions[Int(register)].append(position)
+                }
+                if case .mov = instruction.op, case .reg(let to) = instruction.a, case .reg(let from) = instruction.b {
+                    hints[Int(to)] = from
+                    hints[Int(from)] = to
+                }
                 position -= 2
             }
         }
-        for index in intervals.indices { intervals[index].finishBuilding() }
+        for index in intervals.indices {
+            intervals[index].finishBuilding()
+            usePositions[index].reverse()
+        }
     }
 
     /// Registers the allocator may hand out in a bank, in order of preference: caller-saved
@@ -235,6 +215,9 @@ struct LinearScan {
     static let gprCandidates: [Reg] = ([GPR.rax, .rcx, .rdx, .rsi, .rdi, .r8, .r9] + calleeSavedGPRs).map { physical($0) }
     static let xmmCandidates: [Reg] = XMM.allCases.filter { $0 != scratchXMM1 && $0 != scratchXMM2 }.map { physical($0) }
     static let isCalleeSaved: [Bool] = (0..<32).map { register in calleeSavedGPRs.contains { physical($0) == Reg(register) } }
+    static let isAllocatable: [Bool] = (0..<32).map { register in
+        gprCandidates.contains(Reg(register)) || xmmCandidates.contains(Reg(register))
+    }
 
     static func candidates(_ bank: Bank) -> [Reg] { bank == .gpr ? gprCandidates : xmmCandidates }
 
@@ -272,7 +255,24 @@ struct LinearScan {
     }
 
     func firstUse(of register: Reg, atOrAfter position: Int32) -> Int32? {
-        usePositions[Int(register)].first { $0 >= position }
+        let list = usePositions[Int(register)]
+        var low = 0, high = list.count
+        while low < high {
+            let middle = (low + high) / 2
+            if list[middle] < position { low = middle + 1 } else { high = middle }
+        }
+        return low < list.count ? list[low] : nil
+    }
+
+    /// A piece that holds a register, with the positions where its state next changes.
+    struct Holder {
+        /// Index into the store of pieces that got registers.
+        var piece: Int32
+        var register: Reg
+        var end: Int32
+        /// Active: where the range covering the current position ends. Inactive: where the
+        /// next range starts.
+        var next: Int32
     }
 
     mutating func run() -> Allocation {
@@ -280,19 +280,19 @@ struct LinearScan {
         var pieces = Array(repeating: [(start: Int32, location: Location)](), count: virtualCount)
         var spillSlot = [Int32](repeating: -1, count: virtualCount)
         var spillSlots: Int32 = 0
-        var queue = (0..<virtualCount).map { firstVirtual + Reg($0) }.filter { !intervals[Int($0)].ranges.isEmpty }
-            .map { Piece(register: $0, interval: intervals[Int($0)]) }
-        // A min-queue by start, kept as an array sorted descending so popLast is the next one.
-        queue.sort { $0.interval.start > $1.interval.start }
-        var active: [(piece: Piece, register: Reg)] = []
-        var inactive: [(piece: Piece, register: Reg)] = []
-        var usedCalleeSaved = Set<Reg>()
-
-        func enqueue(_ piece: Piece) {
-            let start = piece.interval.start
-            let index = queue.firstIndex { $0.interval.start <= start } ?? queue.count
-            queue.insert(piece, at: index)
+        var queue = PieceQueue()
+        for index in 0..<virtualCount where !intervals[Int(firstVirtual) + index].ranges.isEmpty {
+            let register = firstVirtual + Reg(index)
+            queue.push(Piece(register: register, interval: intervals[Int(register)]))
         }
+        // Pieces holding a register: active ones cover the current position, inactive ones are
+        // in a lifetime hole there. No two active pieces share a register. Each holder caches
+        // where its state next changes, so most steps touch nothing but that number.
+        var store: [Piece] = []
+        var active: [Holder] = []
+        var inactive: [Holder] = []
+        var usedCalleeSaved = [Bool](repeating: false, count: 32)
+
         func spill(_ piece: Piece) {
             let index = Int(piece.register - firstVirtual)
             if spillSlot[index] < 0 {
@@ -301,31 +301,78 @@ struct LinearScan {
             }
             pieces[index].append((piece.interval.start & ~1, .spill(spillSlot[index])))
         }
+        func assign(_ piece: Piece, _ register: Reg, at position: Int32) {
+            pieces[Int(piece.register - firstVirtual)].append((position & ~1, .register(register)))
+            if LinearScan.isCalleeSaved[Int(register)] { usedCalleeSaved[Int(register)] = true }
+            let first = piece.interval.ranges[0]
+            store.append(piece)
+            active.append(Holder(piece: Int32(store.count - 1), register: register, end: piece.interval.end,
+                                 next: first.end))
+        }
+        /// Brings a holder's state up to `position`: nil when its piece has ended, else whether it
+        /// is active there and where that next changes.
+        func advance(_ holder: Holder, to position: Int32) -> (isActive: Bool, next: Int32)? {
+            guard holder.end > position else { return nil }
+            let ranges = store[Int(holder.piece)].interval.ranges
+            let index = store[Int(holder.piece)].interval.firstRange(endingAfter: position)
+            let range = ranges[index]
+            return range.start <= position ? (true, range.end) : (false, range.start)
+        }
 
-        while let current = queue.popLast() {
+        var freeUntil = [Int32](repeating: 0, count: 32)
+        var blockedByInactive = [Bool](repeating: false, count: 32)
+        while let current = queue.pop() {
             let interval = current.interval
             let position = interval.start
-            active.removeAll { entry in
-                if entry.piece.interval.end <= position { return true }
-                if !entry.piece.interval.covers(position) { inactive.append(entry); return true }
-                return false
+            var kept = 0
+            for index in active.indices {
+                var holder = active[index]
+                if holder.next > position {
+                    active[kept] = holder
+                    kept += 1
+                } else if let state = advance(holder, to: position) {
+                    holder.next = state.next
+                    if state.isActive {
+                        active[kept] = holder
+                        kept += 1
+                    } else {
+                        inactive.append(holder)
+                    }
+                }
             }
-            inactive.removeAll { entry in
-                if entry.piece.interval.end <= position { return true }
-                if entry.piece.interval.covers(position) { active.append(entry); return true }
-                return false
+            active.removeLast(active.count - kept)
+            kept = 0
+            for index in inactive.indices {
+                var holder = inactive[index]
+                if holder.next > position {
+                    inactive[kept] = holder
+                    kept += 1
+                } else if let state = advance(holder, to: position) {
+                    holder.next = state.next
+                    if state.isActive {
+                        active.append(holder)
+                    } else {
+                        inactive[kept] = holder
+                        kept += 1
+                    }
+                }
             }
+            inactive.removeLast(inactive.count - kept)
+
             let bank = machine.bank(current.register)
             let candidates = LinearScan.candidates(bank)
             // How long each register stays free for this piece.
-            var freeUntil = [Int32](repeating: 0, count: 32)
             for register in candidates {
-                var limit = intervals[Int(register)].firstIntersection(with: interval) ?? Int32.max
-                for entry in active where entry.register == register { limit = min(limit, position) }
-                for entry in inactive where entry.register == register {
-                    if let meet = entry.piece.interval.firstIntersection(with: interval) { limit = min(limit, meet) }
+                freeUntil[Int(register)] = intervals[Int(register)].firstIntersection(with: interval) ?? Int32.max
+                blockedByInactive[Int(register)] = false
+            }
+            for holder in active { freeUntil[Int(holder.register)] = min(freeUntil[Int(holder.register)], position) }
+            let end = interval.end
+            for holder in inactive where holder.next < end && bankOfPhysical(holder.register) == bank {
+                if let meet = store[Int(holder.piece)].interval.firstIntersection(with: interval) {
+                    freeUntil[Int(holder.register)] = min(freeUntil[Int(holder.register)], meet)
+                    blockedByInactive[Int(holder.register)] = true
                 }
-                freeUntil[Int(register)] = limit
             }
             var hint = hints[Int(current.register)]
             if hint >= firstVirtual {
@@ -333,21 +380,21 @@ struct LinearScan {
                 hint = -1
                 if let last = hinted.last, case .register(let register) = last.location { hint = register }
             }
-            var choice = candidates.max { freeUntil[Int($0)] < freeUntil[Int($1)] }!
-            if hint >= 0, hint < 32, candidates.contains(hint), freeUntil[Int(hint)] >= interval.end { choice = hint }
-            if freeUntil[Int(choice)] >= interval.end {
-                pieces[Int(current.register - firstVirtual)].append((position & ~1, .register(choice)))
-                if LinearScan.isCalleeSaved[Int(choice)] { usedCalleeSaved.insert(choice) }
-                active.append((current, choice))
+            var choice = candidates[0]
+            for register in candidates where freeUntil[Int(register)] > freeUntil[Int(choice)] { choice = register }
+            if hint >= 0, hint < 32, bankOfPhysical(hint) == bank, LinearScan.isAllocatable[Int(hint)],
+               freeUntil[Int(hint)] >= end {
+                choice = hint
+            }
+            if freeUntil[Int(choice)] >= end {
+                assign(current, choice, at: position)
                 continue
             }
             if let split = splitPosition(atOrBefore: freeUntil[Int(choice)], after: position) {
                 // The register is free for a prefix: take it, queue the rest.
                 let (head, tail) = interval.split(at: split)
-                pieces[Int(current.register - firstVirtual)].append((position & ~1, .register(choice)))
-                if LinearScan.isCalleeSaved[Int(choice)] { usedCalleeSaved.insert(choice) }
-                active.append((Piece(register: current.register, interval: head), choice))
-                if !tail.ranges.isEmpty { enqueue(Piece(register: current.register, interval: tail)) }
+                assign(Piece(register: current.register, interval: head), choice, at: position)
+                if !tail.ranges.isEmpty { queue.push(Piece(register: current.register, interval: tail)) }
                 continue
             }
             // No register free here. If the next use is later, live in the stack slot until then.
@@ -355,34 +402,76 @@ struct LinearScan {
                let split = splitPosition(atOrBefore: use, after: position) {
                 let (head, tail) = interval.split(at: split)
                 spill(Piece(register: current.register, interval: head))
-                if !tail.ranges.isEmpty { enqueue(Piece(register: current.register, interval: tail)) }
+                if !tail.ranges.isEmpty { queue.push(Piece(register: current.register, interval: tail)) }
                 continue
             }
             // Used right here: take the register of the active piece that ends last, which
             // moves to its stack slot for the rest of its life.
             var victim: Int?
-            for (index, entry) in active.enumerated() where machine.bank(entry.piece.register) == bank
-                && entry.piece.interval.end > interval.end
-                && intervals[Int(entry.register)].firstIntersection(with: interval) == nil
-                && !inactive.contains(where: { $0.register == entry.register && $0.piece.interval.firstIntersection(with: interval) != nil })
-                && entry.piece.interval.start < position {
-                if victim == nil || entry.piece.interval.end > active[victim!].piece.interval.end { victim = index }
+            for (index, holder) in active.enumerated() where bankOfPhysical(holder.register) == bank
+                && holder.end > end
+                && intervals[Int(holder.register)].firstIntersection(with: interval) == nil
+                && !blockedByInactive[Int(holder.register)]
+                && store[Int(holder.piece)].interval.start < position {
+                if victim == nil || holder.end > active[victim!].end { victim = index }
             }
-            if let victimIndex = victim, let split = splitPosition(atOrBefore: position, after: active[victimIndex].piece.interval.start) {
-                let entry = active.remove(at: victimIndex)
-                let (head, tail) = entry.piece.interval.split(at: split)
-                active.append((Piece(register: entry.piece.register, interval: head), entry.register))
-                spill(Piece(register: entry.piece.register, interval: tail))
-                pieces[Int(current.register - firstVirtual)].append((position & ~1, .register(entry.register)))
-                active.append((current, entry.register))
+            if let victimIndex = victim,
+               let split = splitPosition(atOrBefore: position, after: store[Int(active[victimIndex].piece)].interval.start) {
+                let holder = active.remove(at: victimIndex)
+                let victimPiece = store[Int(holder.piece)]
+                let (head, tail) = victimPiece.interval.split(at: split)
+                store[Int(holder.piece)] = Piece(register: victimPiece.register, interval: head)
+                active.append(Holder(piece: holder.piece, register: holder.register, end: head.end,
+                                     next: min(holder.next, head.end)))
+                spill(Piece(register: victimPiece.register, interval: tail))
+                assign(current, holder.register, at: position)
                 continue
             }
             spill(current)
         }
         for index in pieces.indices { pieces[index].sort { $0.start < $1.start } }
-        let saved = calleeSavedGPRs.filter { usedCalleeSaved.contains(physical($0)) }
+        let saved = calleeSavedGPRs.filter { usedCalleeSaved[Int(physical($0))] }
         var allocation = Allocation(pieces: pieces, spillSlotCount: spillSlots, usedCalleeSaved: saved)
         resolve(&allocation)
         return allocation
+    }
+}
+
+/// Pieces waiting for a location, earliest start first (ties: lower register first), as a
+/// binary heap: a split puts its tail back in logarithmic time.
+struct PieceQueue {
+    var heap: [Piece] = []
+
+    static func precedes(_ a: Piece, _ b: Piece) -> Bool {
+        let (x, y) = (a.interval.start, b.interval.start)
+        return x != y ? x < y : a.register < b.register
+    }
+
+    mutating func push(_ piece: Piece) {
+        heap.append(piece)
+        var child = heap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard PieceQueue.precedes(heap[child], heap[parent]) else { break }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    mutating func pop() -> Piece? {
+        guard !heap.isEmpty else { return nil }
+        heap.swapAt(0, heap.count - 1)
+        let top = heap.removeLast()
+        var parent = 0
+        while true {
+            let left = 2 * parent + 1, right = left + 1
+            var first = parent
+            if left < heap.count, PieceQueue.precedes(heap[left], heap[first]) { first = left }
+            if right < heap.count, PieceQueue.precedes(heap[right], heap[first]) { first = right }
+            if first == parent { break }
+            heap.swapAt(parent, first)
+            parent = first
+        }
+        return top
     }
 }

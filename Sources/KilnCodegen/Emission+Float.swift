@@ -140,10 +140,11 @@ extension Emitter {
         }
     }
 
-    /// The phi copies of an edge, from virtual registers and constants.
+    /// The phi copies of an edge, from virtual registers and constants; a copy of an undefined
+    /// value (source `.none`) is left out.
     mutating func emitParallelMove(_ moves: [(destination: Reg, source: MOperand)]) throws {
         var pending: [PendingMove] = []
-        for (destination, source) in moves {
+        for (destination, source) in moves where source != .none {
             var sourceCell: Cell?
             if case .reg(let register) = source { sourceCell = cell(location(register)) }
             pending.append(PendingMove(destination: cell(location(destination)), source: source, sourceCell: sourceCell,

@@ -151,7 +151,7 @@ struct Emitter: ~Copyable {
         if block.count == 2 {
             guard case .parallelMove(let moves) = block[0].op else { return nil }
             let at = Int32(2 * firstIndex)
-            for (destination, source) in machine.moves[Int(moves)] {
+            for (destination, source) in machine.moves[Int(moves)] where source != .none {
                 guard case .reg(let register) = source,
                       location(register, at: at) == location(destination, at: at) else { return nil }
             }
@@ -166,15 +166,29 @@ struct Emitter: ~Copyable {
             firstIndex.append(total)
             total += block.count
         }
-        resolved = Array(machine.blocks.indices)
-        for index in machine.blocks.indices where index != 0 {
-            var target = index
-            var steps = 0
-            while let next = isEmpty(target, firstIndex: firstIndex[target]), next != target, steps < 64 {
-                target = next
-                steps += 1
+        // Each block's chain of empty blocks is followed once: every block on it is resolved to
+        // the chain's end, so later chains stop where they meet a resolved block. A chain that
+        // closes on itself (an empty infinite loop) keeps the block where it closed.
+        let unresolved = -1
+        resolved = [Int](repeating: unresolved, count: machine.blocks.count)
+        var onPath = [Bool](repeating: false, count: machine.blocks.count)
+        var path: [Int] = []
+        for index in machine.blocks.indices where resolved[index] == unresolved {
+            var current = index
+            while resolved[current] == unresolved, !onPath[current] {
+                guard current != 0, let next = isEmpty(current, firstIndex: firstIndex[current]), next != current
+                else { resolved[current] = current; break }
+                onPath[current] = true
+                path.append(current)
+                current = next
             }
-            resolved[index] = target
+            if resolved[current] == unresolved { resolved[current] = current }
+            let end = resolved[current]
+            for block in path {
+                resolved[block] = end
+                onPath[block] = false
+            }
+            path.removeAll(keepingCapacity: true)
         }
     }
 

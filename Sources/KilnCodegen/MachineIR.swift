@@ -153,7 +153,8 @@ struct FrameObject {
 struct MachineFunction {
     var name: String
     var isExported: Bool
-    /// Instructions of each block, in layout order; block i of the IL is block i here.
+    /// Instructions of each block, in layout order: each IL block is followed by the blocks
+    /// that split its outgoing critical edges (block 0 is the IL's start block).
     var blocks: [[MInstruction]]
     var bankOfVirtual: [Bank] = []
     var calls: [CallInfo] = []
@@ -161,6 +162,8 @@ struct MachineFunction {
     var frameObjects: [FrameObject] = []
     /// Constant pool entries (8 or 16 bytes each, 16-byte aligned) read rip-relative.
     var pool: [[UInt8]] = []
+    /// Where each pool entry is (looked up, never iterated: the pool's order is first use).
+    var poolIndex: [[UInt8]: Int32] = [:]
     /// Whether the function calls anything (non-leaf functions keep rsp 16-aligned at calls).
     var makesCalls = false
     /// Whether the function changes rsp dynamically (`alloc` of non-constant size).
@@ -188,8 +191,9 @@ struct MachineFunction {
 
     /// Adds a constant to the pool (deduplicated) and returns its index.
     mutating func poolEntry(_ bytes: [UInt8]) -> Int32 {
-        if let index = pool.firstIndex(of: bytes) { return Int32(index) }
+        if let index = poolIndex[bytes] { return index }
         pool.append(bytes)
+        poolIndex[bytes] = Int32(pool.count - 1)
         return Int32(pool.count - 1)
     }
 }

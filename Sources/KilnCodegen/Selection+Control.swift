@@ -113,7 +113,20 @@ extension Selector {
             _ = index
         }
         predecessorCounts = function.predecessors().map(\.count)
-        var splitBlocks: [[MInstruction]] = []
+        // The machine layout: each IL block, then the blocks that split its outgoing critical
+        // edges, so values that flow along an edge live only around it.
+        machineBlock = []
+        machineBlock.reserveCapacity(function.blocks.count)
+        var next: Int32 = 0
+        for block in function.blocks {
+            machineBlock.append(next)
+            next += 1
+            let jump = block.jump
+            if jump.kind == .jnz, jump.target != jump.otherTarget {
+                next += Int32(needsSplitBlock(Int(jump.target.index)) ? 1 : 0)
+                next += Int32(needsSplitBlock(Int(jump.otherTarget.index)) ? 1 : 0)
+            }
+        }
         for (index, block) in function.blocks.enumerated() {
             code = []
             location = block.location
@@ -123,21 +136,30 @@ extension Selector {
                 try select(position)
                 position += 1
             }
+            var splitBlocks: [[MInstruction]] = []
             try selectJump(index, &splitBlocks)
             machine.blocks.append(code)
+            machine.blocks.append(contentsOf: splitBlocks)
         }
-        machine.blocks.append(contentsOf: splitBlocks)
         return machine
+    }
+
+    /// Whether an edge of a `jnz` into `successor` gets a block of its own: when it carries phi
+    /// copies, or is critical.
+    func needsSplitBlock(_ successor: Int) -> Bool {
+        function.blocks[successor].phiCount > 0 || predecessorCounts[successor] > 1
     }
 
     /// The parallel copy that phis of `successor` need on the edge from `block`.
     mutating func phiMoves(from block: Int, to successor: Int) throws -> [(destination: Reg, source: MOperand)] {
         var moves: [(destination: Reg, source: MOperand)] = []
-        for phi in function.phis[function.blocks[successor].phiRange] {
-            guard let argument = function.arguments(of: phi).first(where: { Int($0.block.index) == block }) else {
-                throw fail("phi without an argument for a predecessor")
-            }
-            moves.append((register(phi.to.index), try operand(argument.value, phi.cls)))
+        for index in phiArgumentsFrom[block] where Int(phiBlockOfArgument[index]) == successor {
+            let argument = function.phiArguments[index]
+            let phi = function.phis[Int(phiOfArgument[index])]
+            moves.append((register(phi.to.index), try phiSource(argument.value, phi.cls)))
+        }
+        guard moves.count == function.blocks[successor].phiCount else {
+            throw fail("phi without an argument for a predecessor")
         }
         return moves
     }
@@ -153,15 +175,15 @@ extension Selector {
     mutating func edgeTarget(from block: Int, to successor: Int, _ splitBlocks: inout [[MInstruction]]) throws -> Int32 {
         // Every critical edge gets a block of its own, so the register allocator always has
         // a place for the copies an edge needs (emission drops the block if it stays empty).
+        guard needsSplitBlock(successor) else { return machineBlock[successor] }
         let moves = try phiMoves(from: block, to: successor)
-        if moves.isEmpty && predecessorCounts[successor] <= 1 { return Int32(successor) }
         let saved = code
         code = []
         emitMoves(moves)
-        emit(.jmp(Int32(successor)), .b64)
+        emit(.jmp(machineBlock[successor]), .b64)
         splitBlocks.append(code)
         code = saved
-        return Int32(function.blocks.count + splitBlocks.count - 1)
+        return machineBlock[block] + Int32(splitBlocks.count)
     }
 
     mutating func selectJump(_ index: Int, _ splitBlocks: inout [[MInstruction]]) throws {
@@ -170,10 +192,10 @@ extension Selector {
         switch jump.kind {
         case .jmp:
             emitMoves(try phiMoves(from: index, to: Int(jump.target.index)))
-            emit(.jmp(Int32(jump.target.index)), .b64)
+            emit(.jmp(machineBlock[Int(jump.target.index)]), .b64)
         case .jnz where jump.target == jump.otherTarget:
             emitMoves(try phiMoves(from: index, to: Int(jump.target.index)))
-            emit(.jmp(Int32(jump.target.index)), .b64)
+            emit(.jmp(machineBlock[Int(jump.target.index)]), .b64)
         case .jnz:
             let yes = try edgeTarget(from: index, to: Int(jump.target.index), &splitBlocks)
             let no = try edgeTarget(from: index, to: Int(jump.otherTarget.index), &splitBlocks)

@@ -12,6 +12,7 @@
 
 import KilnCode
 import KilnIL
+import KilnPasses
 import KilnX64
 
 /// A construct the code generator does not handle, with where it is.
@@ -36,6 +37,8 @@ struct Selector {
     var fused: Set<UInt32> = []
     /// The number of predecessors of each IL block.
     var predecessorCounts: [Int] = []
+    /// The machine block of each IL block (split edges get blocks of their own in between).
+    var machineBlock: [Int32] = []
     /// Temporaries computed only to be folded into addressing modes: not emitted.
     var foldedAway: Set<UInt32> = []
     /// Temporaries that name a static stack object.
@@ -46,6 +49,11 @@ struct Selector {
     /// Classification of the incoming arguments, for `vastart`.
     var incomingIntegerCount = 0
     var incomingSSECount = 0
+    /// The phi arguments by the predecessor they come from; the phi of each argument and
+    /// the block of that phi. An edge's copies are found without searching the phis' arguments.
+    let phiArgumentsFrom: Adjacency
+    var phiOfArgument: [Int32]
+    var phiBlockOfArgument: [Int32]
 
     init(module: Module, function: Function, symbols: SymbolTable) {
         self.module = module
@@ -62,6 +70,20 @@ struct Selector {
             if instruction.to.isTemp { definition[Int(instruction.to.index)] = Int32(index) }
         }
         for argument in function.phiArguments where argument.value.isTemp { uses[Int(argument.value.index)] += 1 }
+        phiOfArgument = [Int32](repeating: 0, count: function.phiArguments.count)
+        phiBlockOfArgument = [Int32](repeating: 0, count: function.phiArguments.count)
+        for (blockIndex, block) in function.blocks.enumerated() {
+            for phiIndex in block.phiRange {
+                let phi = function.phis[phiIndex]
+                for argument in Int(phi.argumentStart)..<Int(phi.argumentStart + phi.argumentCount) {
+                    phiOfArgument[argument] = Int32(phiIndex)
+                    phiBlockOfArgument[argument] = Int32(blockIndex)
+                }
+            }
+        }
+        phiArgumentsFrom = Adjacency(count: function.blocks.count,
+                                     nodes: function.phiArguments.map { Int32($0.block.index) },
+                                     items: (0..<function.phiArguments.count).map { Int32($0) })
         for block in function.blocks where block.jump.arg.isTemp { uses[Int(block.jump.arg.index)] += 1 }
         findAddressOnlyTemps()
     }
@@ -208,6 +230,12 @@ struct Selector {
         let temporary = machine.newVirtual(.xmm)
         emit(.fmov, Selector.width(cls), .reg(temporary), operand)
         return temporary
+    }
+
+    /// The source of a phi's copy: `.none` for an undefined value, which needs no copy.
+    mutating func phiSource(_ value: Value, _ cls: Class) throws -> MOperand {
+        if let constant = constant(value), constant.isUndefined { return .none }
+        return try operand(value, cls)
     }
 
     /// Any operand for a value of class `cls`, as a move source.

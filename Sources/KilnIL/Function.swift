@@ -89,6 +89,9 @@ public struct Constant: Hashable, Sendable {
     public var isThreadLocal: Bool
     /// `extern $x`: the address taken from outside the program (QBE: through the GOT).
     public var isExtern: Bool
+    /// A value no definition reaches (made by SSA construction, never parsed): any bits will
+    /// do, so it reads as 0, and a copy of it may be left out.
+    public var isUndefined: Bool = false
 
     public init(bits: UInt64, floatKind: FloatKind = .none) {
         self.kind = .bits
@@ -97,6 +100,13 @@ public struct Constant: Hashable, Sendable {
         self.symbol = Name(index: 0)
         self.isThreadLocal = false
         self.isExtern = false
+    }
+
+    /// The undefined value (see `isUndefined`).
+    public static var undefined: Constant {
+        var constant = Constant(bits: 0)
+        constant.isUndefined = true
+        return constant
     }
 
     public init(symbol: Name, offset: Int64 = 0, isThreadLocal: Bool = false, isExtern: Bool = false) {

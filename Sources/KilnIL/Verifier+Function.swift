@@ -4,8 +4,10 @@ extension Verifier {
     func checkFunction(_ function: inout Function) {
         assignClasses(&function)
         let predecessors = function.predecessors()
+        let none = [Int32](repeating: -1, count: function.blocks.count)
+        var marks = (predecessor: none, seen: none, phi: Int32(-1))
         for (blockIndex, block) in function.blocks.enumerated() {
-            checkPhis(function, block: blockIndex, predecessors: predecessors[blockIndex])
+            checkPhis(function, block: blockIndex, predecessors: predecessors[blockIndex], marks: &marks)
             checkInstructions(function, block)
             checkJump(function, block)
         }
@@ -195,19 +197,30 @@ extension Verifier {
         }
     }
 
-    func checkPhis(_ function: Function, block: Int, predecessors: [BlockID]) {
-        for phi in function.phis[function.blocks[block].phiRange] {
+    /// Checks each phi of `block` against the block's predecessors. Marks stamped with the
+    /// block and the phi keep this linear in the number of arguments (a phi may have a hundred
+    /// thousand).
+    func checkPhis(_ function: Function, block: Int, predecessors: [BlockID],
+                   marks: inout (predecessor: [Int32], seen: [Int32], phi: Int32)) {
+        let phis = function.blocks[block].phiRange
+        guard !phis.isEmpty else { return }
+        for predecessor in predecessors { marks.predecessor[Int(predecessor.index)] = Int32(block) }
+        for phi in function.phis[phis] {
+            marks.phi += 1
             let name = text(function.temps[Int(phi.to.index)].name)
-            var seen = Set<BlockID>()
             for argument in function.arguments(of: phi) {
-                if !seen.insert(argument.block).inserted {
-                    diagnostics.error("phi %\(name) has two entries for @\(text(function.blocks[Int(argument.block.index)].name))", at: argument.location)
-                } else if !predecessors.contains(argument.block) {
-                    diagnostics.error("phi %\(name) has an entry for @\(text(function.blocks[Int(argument.block.index)].name)), which is not a predecessor of @\(text(function.blocks[block].name))", at: argument.location)
+                let source = Int(argument.block.index)
+                if marks.seen[source] == marks.phi {
+                    diagnostics.error("phi %\(name) has two entries for @\(text(function.blocks[source].name))", at: argument.location)
+                } else if marks.predecessor[source] != Int32(block) {
+                    marks.seen[source] = marks.phi
+                    diagnostics.error("phi %\(name) has an entry for @\(text(function.blocks[source].name)), which is not a predecessor of @\(text(function.blocks[block].name))", at: argument.location)
+                } else {
+                    marks.seen[source] = marks.phi
                 }
                 checkUse(function, argument.value, phi.cls, "a phi argument", at: argument.location)
             }
-            for predecessor in predecessors where !seen.contains(predecessor) {
+            for predecessor in predecessors where marks.seen[Int(predecessor.index)] != marks.phi {
                 diagnostics.error("phi %\(name) has no entry for predecessor @\(text(function.blocks[Int(predecessor.index)].name))", at: phi.location)
             }
         }

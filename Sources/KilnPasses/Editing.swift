@@ -171,3 +171,31 @@ extension Opcode {
         }
     }
 }
+
+/// Names for new temporaries: `<base>.<n>`, unique among the function's temporaries.
+///
+/// The name table is the module's, so a name taken by another function is free here; only
+/// this function's names count, and each base keeps its own counter, so naming costs the
+/// same in the thousandth function as in the first.
+struct TempNamer {
+    private var taken: Set<UInt32>
+    private var next: [UInt32: Int] = [:]
+
+    init(_ function: Function) {
+        taken = Set(function.temps.map(\.name.index))
+    }
+
+    /// A fresh name `<base text><separator><n>`, with n counting up from `first` for each base.
+    mutating func fresh(_ base: Name, separator: String = ".", first: Int = 1, names: inout NameTable) -> Name {
+        let text = names.text(base)
+        var suffix = next[base.index] ?? first
+        while true {
+            let name = names.intern("\(text)\(separator)\(suffix)")
+            suffix += 1
+            if taken.insert(name.index).inserted {
+                next[base.index] = suffix
+                return name
+            }
+        }
+    }
+}

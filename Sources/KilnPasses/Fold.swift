@@ -3,17 +3,26 @@
 //
 // Every temporary starts unknown and can only move down: to "equal to this
 // constant", to "equal to that temporary" (a copy, or a phi whose arguments
-// all agree), and finally to "itself". Blocks start unreachable; a `jnz` on a
-// known constant makes only one successor reachable, and phis meet only the
-// arguments of reachable edges. The lattice is iterated in reverse postorder
-// until nothing changes. Then every use is rewritten to the value it equals,
-// the definitions so replaced are dropped, `jnz` on a constant becomes `jmp`,
-// and blocks that became unreachable go, with their phi arguments.
+// all agree), and finally to "itself". Blocks and edges start unreachable; a
+// `jnz` on a known constant makes only one successor reachable, and phis meet
+// only the arguments of reachable edges. Two worklists drive it, as in the
+// paper: edges that became reachable, and temporaries whose value went down
+// (their users are evaluated again). A phi meets one argument at a time, as
+// its edge becomes reachable or its value goes down, so a phi of a hundred
+// thousand arguments costs a hundred thousand steps, not their square.
 //
-// A temporary is replaced by another only when both have the same class: a
-// `%x =w copy %l` stays a copy. Thread-local addresses are not propagated
-// (each use would cost a call to find the thread's block). The arithmetic
-// itself, with what is left to run time, is in Fold+Evaluate.swift.
+// An undefined argument (`Constant.undefined`, left by SSA construction)
+// agrees with any constant, but not with a temporary: a phi of `%x` and
+// undefined stays a phi, because `%x` need not be defined on the undefined
+// path.
+//
+// Then every use is rewritten to the value it equals, the definitions so
+// replaced are dropped, `jnz` on a constant becomes `jmp`, and blocks that
+// became unreachable go, with their phi arguments. A temporary is replaced by
+// another only when both have the same class: a `%x =w copy %l` stays a copy.
+// Thread-local addresses are not propagated (each use would cost a call to
+// find the thread's block). The arithmetic itself, with what is left to run
+// time, is in Fold+Evaluate.swift.
 //
 // Requires: SSA form (SSA.swift); unreachable blocks removed.
 // Provides: no instruction or phi whose value is a known constant or another
@@ -41,8 +50,19 @@ private struct Folder {
     /// The lattice: `.none` unknown, `.temp(self)` not known, any other value the one it equals.
     var known: [Value]
     var isExecutable: [Bool]
-    var executableEdges: Set<Int> = []
-    var changed = false
+    /// Parallel to `flow.successors.items`.
+    var isExecutableEdge: [Bool]
+    /// The block of each instruction and of each phi; the phi of each phi argument.
+    let blockOfInstruction: [Int32], blockOfPhi: [Int32], phiOfArgument: [Int32]
+    /// The existing phi arguments, by the predecessor they come from.
+    let argumentsFrom: Adjacency
+    /// Who reads each temporary: instruction i as 3i, phi argument a as 3a + 1, the jump of
+    /// block b as 3b + 2.
+    let users: Adjacency
+    /// Phis that met an undefined argument.
+    var sawUndefined: [Bool]
+    var blockWork: [Int] = []
+    var tempWork: [Int] = []
 
     init(_ function: Function) {
         self.function = function
@@ -50,39 +70,117 @@ private struct Folder {
         pool = ConstantPool(function)
         known = Array(repeating: .none, count: function.temps.count)
         isExecutable = Array(repeating: false, count: function.blocks.count)
+        isExecutableEdge = Array(repeating: false, count: flow.successors.items.count)
+        sawUndefined = Array(repeating: false, count: function.phis.count)
+        var instructionBlocks = [Int32](repeating: 0, count: function.instructions.count)
+        var phiBlocks = [Int32](repeating: 0, count: function.phis.count)
+        var argumentPhis = [Int32](repeating: 0, count: function.phiArguments.count)
+        var userTemps: [Int32] = [], userCodes: [Int32] = []
+        func read(_ value: Value, _ code: Int) {
+            guard value.isTemp else { return }
+            userTemps.append(Int32(value.index))
+            userCodes.append(Int32(code))
+        }
+        for (blockIndex, block) in function.blocks.enumerated() {
+            for index in block.instructionRange {
+                instructionBlocks[index] = Int32(blockIndex)
+                read(function.instructions[index].arg0, 3 * index)
+                read(function.instructions[index].arg1, 3 * index)
+            }
+            for index in block.phiRange {
+                phiBlocks[index] = Int32(blockIndex)
+                let phi = function.phis[index]
+                for argument in Int(phi.argumentStart)..<Int(phi.argumentStart + phi.argumentCount) {
+                    argumentPhis[argument] = Int32(index)
+                    read(function.phiArguments[argument].value, 3 * argument + 1)
+                }
+            }
+            read(block.jump.arg, 3 * blockIndex + 2)
+        }
+        blockOfInstruction = instructionBlocks
+        blockOfPhi = phiBlocks
+        phiOfArgument = argumentPhis
+        users = Adjacency(count: function.temps.count, nodes: userTemps, items: userCodes)
+        argumentsFrom = Adjacency(count: function.blocks.count,
+                                  nodes: function.phiArguments.map { Int32($0.block.index) },
+                                  items: (0..<function.phiArguments.count).map { Int32($0) })
     }
-
-    func edgeKey(_ from: Int, _ to: Int) -> Int { from * function.blocks.count + to }
 
     mutating func propagate() {
         isExecutable[0] = true
-        repeat {
-            changed = false
-            for block in flow.reversePostorder where isExecutable[block] { visit(block) }
-        } while changed
-    }
-
-    mutating func visit(_ blockIndex: Int) {
-        let block = function.blocks[blockIndex]
-        for phi in function.phis[block.phiRange] {
-            set(phi.to, meet(phi, in: blockIndex))
-        }
-        for index in block.instructionRange {
-            let instruction = function.instructions[index]
-            guard instruction.to.isTemp else { continue }
-            set(instruction.to, evaluate(instruction))
-        }
-        let jump = block.jump
-        var targets = jump.successors
-        if jump.kind == .jnz, let condition = operand(jump.arg), condition.isConstant {
-            let constant = function.constants[Int(condition.index)]
-            if constant.kind == .bits {
-                targets = [UInt32(truncatingIfNeeded: constant.bits) != 0 ? jump.target : jump.otherTarget]
+        blockWork.append(0)
+        while true {
+            if let block = blockWork.popLast() {
+                for index in function.blocks[block].instructionRange { evaluateInstruction(index) }
+                visitJump(block)
+            } else if let temp = tempWork.popLast() {
+                for code in users[temp] { revisit(code) }
+            } else {
+                break
             }
         }
-        for target in targets where executableEdges.insert(edgeKey(blockIndex, Int(target.index))).inserted {
-            isExecutable[Int(target.index)] = true
-            changed = true
+    }
+
+    /// Evaluates a reader of a temporary whose value went down.
+    mutating func revisit(_ code: Int) {
+        let index = code / 3
+        switch code % 3 {
+        case 0:
+            if isExecutable[Int(blockOfInstruction[index])] { evaluateInstruction(index) }
+        case 1:
+            let from = Int(function.phiArguments[index].block.index)
+            let phiBlock = Int(blockOfPhi[Int(phiOfArgument[index])])
+            if let edge = edge(from, phiBlock), isExecutableEdge[edge] { meetArgument(index) }
+        default:
+            if isExecutable[index] { visitJump(index) }
+        }
+    }
+
+    /// The position of the edge `from -> to` in `flow.successors.items`.
+    func edge(_ from: Int, _ to: Int) -> Int? {
+        for position in flow.successors.start[from]..<flow.successors.start[from + 1]
+        where flow.successors.items[position] == to {
+            return position
+        }
+        return nil
+    }
+
+    mutating func evaluateInstruction(_ index: Int) {
+        let instruction = function.instructions[index]
+        guard instruction.to.isTemp else { return }
+        set(instruction.to, evaluate(instruction))
+    }
+
+    mutating func visitJump(_ block: Int) {
+        let jump = function.blocks[block].jump
+        switch jump.kind {
+        case .jmp:
+            markEdge(from: block, at: flow.successors.start[block])
+        case .jnz:
+            guard let condition = operand(jump.arg) else { return }
+            if condition.isConstant, function.constants[Int(condition.index)].kind == .bits {
+                let taken = UInt32(truncatingIfNeeded: function.constants[Int(condition.index)].bits) != 0
+                markEdge(from: block, at: edge(block, Int((taken ? jump.target : jump.otherTarget).index))!)
+            } else {
+                for position in flow.successors.start[block]..<flow.successors.start[block + 1] {
+                    markEdge(from: block, at: position)
+                }
+            }
+        default:
+            break
+        }
+    }
+
+    mutating func markEdge(from block: Int, at position: Int) {
+        guard !isExecutableEdge[position] else { return }
+        isExecutableEdge[position] = true
+        let target = flow.successors.items[position]
+        for argument in argumentsFrom[block] where Int(blockOfPhi[Int(phiOfArgument[argument])]) == target {
+            meetArgument(argument)
+        }
+        if !isExecutable[target] {
+            isExecutable[target] = true
+            blockWork.append(target)
         }
     }
 
@@ -95,7 +193,7 @@ private struct Folder {
         }
         if known[index] != value {
             known[index] = value
-            changed = true
+            tempWork.append(index)
         }
     }
 
@@ -110,21 +208,36 @@ private struct Folder {
         pool.value(constant, in: &function)
     }
 
-    mutating func meet(_ phi: Phi, in block: Int) -> Value {
-        var result = Value.none
-        for argument in function.arguments(of: phi)
-        where executableEdges.contains(edgeKey(Int(argument.block.index), block)) {
-            guard var value = operand(argument.value), value != phi.to else { continue }
-            if value.isConstant {
-                value = constant(function.constants[Int(value.index)].normalized(for: phi.cls))
+    func isUndefined(_ value: Value) -> Bool {
+        value.isConstant && function.constants[Int(value.index)].isUndefined
+    }
+
+    /// Meets one phi argument (on a reachable edge) into the phi's value.
+    mutating func meetArgument(_ index: Int) {
+        let phiIndex = Int(phiOfArgument[index])
+        let phi = function.phis[phiIndex]
+        let current = known[Int(phi.to.index)]
+        guard current != phi.to, var value = operand(function.phiArguments[index].value), value != phi.to else { return }
+        if isUndefined(value) {
+            sawUndefined[phiIndex] = true
+            if current.isNone {
+                set(phi.to, value)
+            } else if current.isTemp {
+                set(phi.to, phi.to)
             }
-            if result.isNone {
-                result = value
-            } else if result != value {
-                return phi.to
-            }
+            return
         }
-        return result
+        if value.isConstant {
+            value = constant(function.constants[Int(value.index)].normalized(for: phi.cls))
+        } else if sawUndefined[phiIndex] {
+            set(phi.to, phi.to)
+            return
+        }
+        if current.isNone || isUndefined(current) {
+            set(phi.to, value)
+        } else if current != value {
+            set(phi.to, phi.to)
+        }
     }
 
     mutating func evaluate(_ instruction: Instruction) -> Value {
@@ -178,7 +291,13 @@ private struct Folder {
         }
         let blocks = function.blocks
         function.removePhiArguments { block, argument in
-            !blocks[Int(argument.block.index)].jump.successors.contains(BlockID(index: UInt32(block)))
+            let jump = blocks[Int(argument.block.index)].jump
+            let target = BlockID(index: UInt32(block))
+            switch jump.kind {
+            case .jmp: return jump.target != target
+            case .jnz: return jump.target != target && jump.otherTarget != target
+            default: return true
+            }
         }
     }
 }

@@ -81,7 +81,7 @@ private struct LoadForwarder {
         var endState = Array(repeating: [Known]?.none, count: function.blocks.count)
         for block in flow.reversePostorder {
             let predecessors = flow.predecessors[block]
-            var state = predecessors.count == 1 ? endState[predecessors[0]] ?? [] : []
+            var state = predecessors.count == 1 ? endState[predecessors.first!] ?? [] : []
             for index in function.blocks[block].instructionRange { step(index, &state) }
             endState[block] = state
         }

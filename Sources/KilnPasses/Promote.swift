@@ -86,12 +86,13 @@ public func promoteStackSlots(_ function: inout Function, names: inout NameTable
         if !matches { candidate[instruction.arg0.index]!.ok = false }
     }
     var temporary: [UInt32: Value] = [:]
-    for (slot, use) in candidate where use.ok {
+    var namer = TempNamer(function)
+    // In slot order: the new temporaries' numbers decide register choices later, so they must
+    // not follow the dictionary's per-process order.
+    for slot in candidate.keys.sorted() where candidate[slot]!.ok {
+        let use = candidate[slot]!
         let cls = use.storeClass ?? .l
-        let base = names.text(function.temps[Int(slot)].name)
-        var suffix = 0
-        while names.find("\(base).v\(suffix)") != nil { suffix += 1 }
-        let name = names.intern("\(base).v\(suffix)")
+        let name = namer.fresh(function.temps[Int(slot)].name, separator: ".v", first: 0, names: &names)
         function.temps.append(Temp(name: name, cls: cls, location: function.temps[Int(slot)].location))
         temporary[slot] = .temp(UInt32(function.temps.count - 1))
     }

@@ -4,14 +4,21 @@
 // pass wants each temporary defined once, with phis where definitions meet.
 // This pass is Cytron et al.'s: phis at the iterated dominance frontier of the
 // defining blocks, kept only where the temporary is live (pruned SSA), then a
-// renaming walk over the dominator tree.
+// renaming walk over the dominator tree (SSA+Rename.swift).
+//
+// Liveness is computed per temporary, and only for the temporaries being
+// renamed: from the blocks that read it before writing it, backwards over
+// predecessors until a block that writes it. The cost is the size of its live
+// range in blocks, not blocks times temporaries, so a function of a hundred
+// thousand blocks with a few reassigned temporaries costs what it contains.
 //
 // Requires: a verified function; unreachable blocks removed.
 // Provides: every temporary defined exactly once (by a parameter, an
 // instruction or a phi) and every use dominated by its definition; a use that
-// no definition reaches reads the integer constant 0 (the IL leaves it
-// undefined). Temporaries defined once whose uses all follow the definition are
-// left untouched, as are temporaries the input already defines by a phi.
+// no definition reaches reads `Constant.undefined` (the IL leaves it
+// undefined; it reads as 0, and a phi's copy of it may be left out).
+// Temporaries defined once whose uses all follow the definition are left
+// untouched, as are temporaries the input already defines by a phi.
 // Invalidates: liveness and any instruction or phi indices held across it.
 
 import KilnIL
@@ -20,132 +27,144 @@ import KilnIL
 public func buildSSA(_ function: inout Function, names: inout NameTable) {
     let flow = ControlFlow(function)
     let candidates = findCandidates(function, flow)
-    guard !candidates.isEmpty else { return }
-    let live = Liveness(function, flow)
-    let newPhis = placePhis(function, flow, candidates, live)
+    guard candidates.contains(true) else { return }
+    let newPhis = placePhis(function, flow, candidates)
     var renamer = Renamer(function: function, flow: flow, candidates: candidates, newPhis: newPhis)
     renamer.run(names: &names)
     function = renamer.function
 }
 
 /// Temporaries that need renaming: defined more than once, or used where their one definition
-/// does not reach first (another block, or earlier in the same block).
+/// does not reach first (another block it does not dominate, or earlier in the same block).
 func findCandidates(_ function: Function, _ flow: ControlFlow) -> [Bool] {
     let count = function.temps.count
-    var definitions = [Int](repeating: 0, count: count)
-    var definingBlock = [Int](repeating: -1, count: count)
+    var definitions = [Int32](repeating: 0, count: count)
+    var definingBlock = [Int32](repeating: -1, count: count)
     var definedByPhi = [Bool](repeating: false, count: count)
     for (index, block) in function.blocks.enumerated() {
         for phi in function.phis[block.phiRange] {
             definitions[Int(phi.to.index)] += 1
-            definingBlock[Int(phi.to.index)] = index
+            definingBlock[Int(phi.to.index)] = Int32(index)
             definedByPhi[Int(phi.to.index)] = true
         }
         for instruction in function.instructions[block.instructionRange] where instruction.to.isTemp {
             definitions[Int(instruction.to.index)] += 1
-            definingBlock[Int(instruction.to.index)] = index
+            definingBlock[Int(instruction.to.index)] = Int32(index)
         }
     }
     var candidate = definitions.map { $0 > 1 }
     // A single definition: every use must come after it in its block, or in a block it dominates.
     var seenDefinition = [Bool](repeating: false, count: count)
-    func use(_ value: Value, in block: Int) {
+    func use(_ value: Value, in block: Int, atEnd: Bool) {
         guard value.isTemp else { return }
         let temp = Int(value.index)
         guard definitions[temp] == 1, !candidate[temp], !definedByPhi[temp] else { return }
-        let home = definingBlock[temp]
-        if home == block ? !seenDefinition[temp] : !flow.dominates(home, block) { candidate[temp] = true }
+        let home = Int(definingBlock[temp])
+        if home == block ? !(atEnd || seenDefinition[temp]) : !flow.dominates(home, block) { candidate[temp] = true }
     }
     for block in flow.reversePostorder {
-        let range = function.blocks[block].instructionRange
-        for instruction in function.instructions[range] {
-            use(instruction.arg0, in: block)
-            use(instruction.arg1, in: block)
+        for instruction in function.instructions[function.blocks[block].instructionRange] {
+            use(instruction.arg0, in: block, atEnd: false)
+            use(instruction.arg1, in: block, atEnd: false)
             if instruction.to.isTemp { seenDefinition[Int(instruction.to.index)] = true }
         }
-        use(function.blocks[block].jump.arg, in: block)
-        for successor in flow.successors[block] {
-            for phi in function.phis[function.blocks[successor].phiRange] {
-                for argument in function.arguments(of: phi) where Int(argument.block.index) == block {
-                    use(argument.value, in: block)
-                }
-            }
-        }
+        use(function.blocks[block].jump.arg, in: block, atEnd: true)
     }
+    // A phi argument is read at the end of its predecessor.
+    for argument in function.phiArguments { use(argument.value, in: Int(argument.block.index), atEnd: true) }
     return candidate
 }
 
-/// Live-in temporaries of each block, by backward dataflow.
-struct Liveness {
-    var liveIn: [BitSet]
+/// Where each candidate temporary is written and read, per block.
+struct Occurrences {
+    /// Blocks that write the temporary (a phi or an instruction), each once.
+    var definitions: Adjacency
+    /// Blocks that read the temporary before writing it, each once.
+    var upwardUses: Adjacency
+    /// Blocks at whose end a phi argument reads the temporary.
+    var exitUses: Adjacency
 
-    init(_ function: Function, _ flow: ControlFlow) {
-        let blockCount = function.blocks.count
-        let tempCount = function.temps.count
-        var uses = Array(repeating: BitSet(capacity: tempCount), count: blockCount)
-        var defs = Array(repeating: BitSet(capacity: tempCount), count: blockCount)
-        var phiUses = Array(repeating: BitSet(capacity: tempCount), count: blockCount)
+    init(_ function: Function, _ candidates: [Bool]) {
+        let count = function.temps.count
+        var definitionTemps: [Int32] = [], definitionBlocks: [Int32] = []
+        var useTemps: [Int32] = [], useBlocks: [Int32] = []
+        var lastDefinition = [Int32](repeating: -1, count: count)
+        var lastUse = [Int32](repeating: -1, count: count)
+        func define(_ value: Value, _ block: Int32) {
+            let temp = Int(value.index)
+            guard value.isTemp, candidates[temp], lastDefinition[temp] != block else { return }
+            lastDefinition[temp] = block
+            definitionTemps.append(Int32(temp))
+            definitionBlocks.append(block)
+        }
+        func read(_ value: Value, _ block: Int32) {
+            let temp = Int(value.index)
+            guard value.isTemp, candidates[temp], lastDefinition[temp] != block, lastUse[temp] != block else { return }
+            lastUse[temp] = block
+            useTemps.append(Int32(temp))
+            useBlocks.append(block)
+        }
         for (index, block) in function.blocks.enumerated() {
-            for phi in function.phis[block.phiRange] {
-                defs[index].insert(Int(phi.to.index))
-                for argument in function.arguments(of: phi) where argument.value.isTemp {
-                    phiUses[Int(argument.block.index)].insert(Int(argument.value.index))
-                }
-            }
-            func read(_ value: Value) {
-                if value.isTemp, !defs[index].contains(Int(value.index)) { uses[index].insert(Int(value.index)) }
-            }
+            let here = Int32(index)
+            for phi in function.phis[block.phiRange] { define(phi.to, here) }
             for instruction in function.instructions[block.instructionRange] {
-                read(instruction.arg0)
-                read(instruction.arg1)
-                if instruction.to.isTemp { defs[index].insert(Int(instruction.to.index)) }
+                read(instruction.arg0, here)
+                read(instruction.arg1, here)
+                define(instruction.to, here)
             }
-            read(block.jump.arg)
+            read(block.jump.arg, here)
         }
-        liveIn = uses
-        var liveOut = phiUses
-        var changed = true
-        while changed {
-            changed = false
-            for block in flow.reversePostorder.reversed() {
-                for successor in flow.successors[block] { liveOut[block].formUnion(liveIn[successor]) }
-                var updated = liveIn[block]
-                updated.assign(liveOut[block], minus: defs[block], plus: uses[block])
-                if updated != liveIn[block] {
-                    liveIn[block] = updated
-                    changed = true
-                }
-            }
+        var exitTemps: [Int32] = [], exitBlocks: [Int32] = []
+        for argument in function.phiArguments where argument.value.isTemp && candidates[Int(argument.value.index)] {
+            exitTemps.append(Int32(argument.value.index))
+            exitBlocks.append(Int32(argument.block.index))
         }
+        definitions = Adjacency(count: count, nodes: definitionTemps, items: definitionBlocks)
+        upwardUses = Adjacency(count: count, nodes: useTemps, items: useBlocks)
+        exitUses = Adjacency(count: count, nodes: exitTemps, items: exitBlocks)
     }
 }
 
-/// For each block, the candidate temporaries that get a new phi there.
-func placePhis(_ function: Function, _ flow: ControlFlow, _ candidates: [Bool], _ live: Liveness) -> [[Int]] {
+/// For each block, the candidate temporaries that get a new phi there (in increasing order).
+func placePhis(_ function: Function, _ flow: ControlFlow, _ candidates: [Bool]) -> Adjacency {
+    let occurrences = Occurrences(function, candidates)
     let frontiers = flow.dominanceFrontiers()
-    var definingBlocks = Array(repeating: [Int](), count: function.temps.count)
-    for (index, block) in function.blocks.enumerated() {
-        for phi in function.phis[block.phiRange] where candidates[Int(phi.to.index)] {
-            definingBlocks[Int(phi.to.index)].append(index)
+    let blockCount = function.blocks.count
+    // Marks stamped with the temporary being placed, so nothing is cleared between temporaries.
+    var defines = [Int](repeating: -1, count: blockCount)
+    var liveIn = [Int](repeating: -1, count: blockCount)
+    var hasPhi = [Int](repeating: -1, count: blockCount)
+    var queued = [Int](repeating: -1, count: blockCount)
+    var work: [Int] = []
+    var placedBlocks: [Int32] = [], placedTemps: [Int32] = []
+    for temp in candidates.indices where candidates[temp] {
+        for block in occurrences.definitions[temp] { defines[block] = temp }
+        // The blocks where the temporary is live on entry.
+        for block in occurrences.upwardUses[temp] where liveIn[block] != temp {
+            liveIn[block] = temp
+            work.append(block)
         }
-        for instruction in function.instructions[block.instructionRange]
-        where instruction.to.isTemp && candidates[Int(instruction.to.index)] {
-            if definingBlocks[Int(instruction.to.index)].last != index {
-                definingBlocks[Int(instruction.to.index)].append(index)
+        for block in occurrences.exitUses[temp] where defines[block] != temp && liveIn[block] != temp {
+            liveIn[block] = temp
+            work.append(block)
+        }
+        while let block = work.popLast() {
+            for predecessor in flow.predecessors[block] where defines[predecessor] != temp && liveIn[predecessor] != temp {
+                liveIn[predecessor] = temp
+                work.append(predecessor)
             }
         }
-    }
-    var placed = Array(repeating: [Int](), count: function.blocks.count)
-    var hasPhi = [Int](repeating: -1, count: function.blocks.count)
-    var queued = [Int](repeating: -1, count: function.blocks.count)
-    for temp in candidates.indices where candidates[temp] {
-        var work = definingBlocks[temp]
-        for block in work { queued[block] = temp }
+        // Phis at the iterated dominance frontier, where the temporary is live.
+        for block in occurrences.definitions[temp] {
+            queued[block] = temp
+            work.append(block)
+        }
         while let block = work.popLast() {
             for frontier in frontiers[block] where hasPhi[frontier] != temp {
                 hasPhi[frontier] = temp
-                guard live.liveIn[frontier].contains(temp) else { continue }
-                placed[frontier].append(temp)
+                guard liveIn[frontier] == temp else { continue }
+                placedBlocks.append(Int32(frontier))
+                placedTemps.append(Int32(temp))
                 if queued[frontier] != temp {
                     queued[frontier] = temp
                     work.append(frontier)
@@ -153,5 +172,5 @@ func placePhis(_ function: Function, _ flow: ControlFlow, _ candidates: [Bool], 
             }
         }
     }
-    return placed
+    return Adjacency(count: blockCount, nodes: placedBlocks, items: placedTemps)
 }
