@@ -40,15 +40,7 @@ uintptr_t kiln_stack_top(void) {
 
 
 
-// glibc's atexit lives in libc_nonshared.a, not in libc.so, so dlsym cannot find it;
-// this one is linked into Kiln and registers the handler the same way.
-static int kiln_atexit(void (*handler)(void)) {
-    return atexit(handler);
-}
 
-const void *kiln_atexit_entry(void) {
-    return (const void *)kiln_atexit;
-}
 
 // A dlsym that leaves the calling thread's dlerror state alone: glibc keeps
 // that state per thread, and a successful dlsym clears a pending error, so the

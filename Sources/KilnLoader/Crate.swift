@@ -197,9 +197,7 @@ final class CrateState: CustomStringConvertible {
         // The calling thread runs crate code from here on, and the program's threads inherit
         // its signal mask: stops must be able to stop them (World.swift).
         World.acceptStops()
-        let status = Self.callMain(try stub(ofFunction: index), arguments: arguments, environment: environment)
-        loader.keepUntilExit()
-        return status
+        return Self.callMain(try stub(ofFunction: index), arguments: arguments, environment: environment)
     }
 
     /// Calls a C `main` at `entry`; see `runMain`.

@@ -24,8 +24,11 @@ extension Loader {
     public static var runtimeSymbols: [String: UInt] {
         [
             ThreadLocalData.addressSymbol: ThreadLocalData.entryAddress,
-            // Not in libc.so (glibc keeps it in libc_nonshared.a), so dlsym cannot find it.
+            // Exit handlers are kept by Kiln, so a loader can go before the process does
+            // (CKilnShim.h). glibc does not even export atexit from libc.so.
             "atexit": UInt(bitPattern: kiln_atexit_entry()),
+            "on_exit": UInt(bitPattern: kiln_on_exit_entry()),
+            "__cxa_atexit": UInt(bitPattern: kiln_cxa_atexit_entry()),
         ]
     }
 

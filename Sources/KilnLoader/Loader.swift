@@ -139,12 +139,21 @@ public final class Loader {
         for library in linkLibraries { try link(library: library) }
     }
 
+    /// Gives everything back. The exit handlers the program registered with atexit, on_exit
+    /// or __cxa_atexit run first, while their code is still there (as dlclose runs a
+    /// library's). No thread may be running the loader's code any more.
     deinit {
+        kiln_run_exit_handlers_in(regionRange.lowerBound, regionRange.upperBound)
+        for crate in crates + unloadedCrates {
+            for version in crate.versions {
+                for range in version.ownedThreadData { ThreadLocalData.unregister(offset: range.offset, size: range.size) }
+            }
+        }
     }
 
-    /// Keeps this loader, and so its code, mapped until the process exits: a program's
-    /// `main` may have handed C code pointers that run at exit (atexit, on_exit, the
-    /// destructors of thread-local storage), after the host has let the loader go.
+    /// Keeps this loader, and so its code, mapped until the process exits, for C code that
+    /// holds pointers into it and calls them late (the destructors of thread-local keys, a
+    /// library's own exit handlers); the program's own exit handlers do not need it.
     public func keepUntilExit() {
         lock.locked {
             guard !isKeptUntilExit else { return }

@@ -104,6 +104,9 @@ struct Run: ParsableCommand {
                 throw ExitCode(1)
             }
             if watch { startWatching(paths, loader: loader) }
+            // The program's exit handlers run when the process exits (with its status), and
+            // its threads may still run: the code stays until then.
+            loader.keepUntilExit()
             status = try main.runMain(arguments: [main.name] + program)
         } catch let error as LoadError {
             printError("error: \(error)")

@@ -110,8 +110,21 @@ uint64_t kiln_world_unresponsive_total(void);
 /// program has yet to read) is left as it was. NULL when nothing defines it.
 void *kiln_dlsym_elsewhere(void *const *handles, int count, const char *name);
 
-/// What generated code gets for `atexit`, which glibc does not export from libc.so.
+// Exit handlers.
+//
+// Generated code that calls atexit, on_exit or __cxa_atexit reaches these
+// instead (glibc does not even export atexit from libc.so). The handlers are
+// kept by Kiln, not libc, so that a loader can be freed: its own handlers run
+// when it goes (`kiln_run_exit_handlers_in`), the rest at process exit.
+
+/// What generated code gets for `atexit`, `on_exit` and `__cxa_atexit`.
 const void *kiln_atexit_entry(void);
+const void *kiln_on_exit_entry(void);
+const void *kiln_cxa_atexit_entry(void);
+
+/// Runs, newest first, and forgets every handler whose function lies in
+/// [low, high) (a loader's region); returns how many ran.
+int kiln_run_exit_handlers_in(uintptr_t low, uintptr_t high);
 
 // Thread-local data.
 //
