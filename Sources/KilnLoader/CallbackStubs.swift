@@ -135,7 +135,7 @@ extension Loader {
     func deadStubCalled(_ address: UInt) -> Never {
         let stub = lock.locked { stubs.byAddress[address] }
         if let stub {
-            let why = crateByName[stub.crateName] == nil ? "whose crate was unloaded" : "which a reload removed"
+            let why = registry.byName[stub.crateName] == nil ? "whose crate was unloaded" : "which a reload removed"
             fail("call through the stub of $\(stub.functionName) of crate \(stub.crateName), \(why)")
         }
         fail("call through a freed stub at 0x\(String(address, radix: 16))")

@@ -9,7 +9,7 @@
 // so its records can be applied again whenever a block moves or a target is
 // reloaded, and its `RelinkSection`.
 //
-// Reloading (Loader+Reload.swift) makes a new current version; the old one is
+// Reloading (Reload.swift) makes a new current version; the old one is
 // *retired*: blocks, data and TOC that the new version did not take over stay
 // alive while a frame still runs in them, and are freed by the code collector
 // when nothing reaches them any more. Unloading retires the current version

@@ -13,16 +13,24 @@
 //      every name that nothing defines, each with its users;
 //   4. register thread-local data, write code and data, apply every record,
 //      point each call slot at its resolver stub (lazy binding: the first call
-//      binds it, see Loader+Binding.swift) and note which crates use which.
+//      binds it, see Binding.swift) and note which crates use which.
 //
 // Symbols resolve, in order, to: an export of a loaded crate, a Kiln runtime
 // symbol, a `--link` library (in link order), the process's global scope.
 //
+// The loader is the runtime's front: it holds one of each of the runtime's
+// nouns and runs each operation under its lock. Each noun owns its state in a
+// file of its own: the code heap (CodeHeap.swift), the crates and their names
+// (CrateRegistry.swift), links between blocks (CodeLinks.swift), symbols
+// outside the crates (SymbolResolver.swift), callback stubs
+// (CallbackStubs.swift), the threads of the process (World.swift, RootScan.swift),
+// compaction (Compaction.swift), reload (Reload.swift, ReloadTransaction.swift),
+// the code collector (CodeCollection.swift) and binding (Binding.swift).
+//
 // Lifetime: a `Loader` owns its heap and its dlopen handles and holds every
-// crate; a `CrateState` holds its loader, so memory stays mapped while any crate
-// object or the loader is alive. Loading, binding and compaction take the
-// loader's lock; loaded code may run on any thread, but compaction walks only
-// the stack of the thread that asks for it (see Loader+Compaction.swift).
+// crate; a `Crate` handle holds its loader, so memory stays mapped while any
+// handle or the loader is alive. Loaded code may run on any thread; whatever
+// moves, rewrites or frees code first stops every other thread (World.swift).
 
 import CKilnShim
 import KilnCode
@@ -59,28 +67,14 @@ public final class Loader {
         }
     }
 
-    /// An exported symbol and the crate that defines it.
-    struct Export {
-        let crate: CrateState
-        /// `.function(i)` or `.data(i)`.
-        let target: RelocationTarget
-    }
-
     let heap: CodeHeap
     public let options: Options
     /// Symbols outside the crates, and the `--link` libraries.
     let symbols = SymbolResolver()
-    /// Every loaded crate, in load order.
-    var crates: [CrateState] = []
-    var crateByName: [String: CrateState] = [:]
-    var exports: [String: Export] = [:]
-    /// Call slot address → its crate, version and index, for the resolver.
-    var callSlotOwners: [UInt: (crate: CrateState, version: CrateVersion, index: Int)] = [:]
-    /// CrateState name → names of the crates that import from it, in the order they started to.
-    var usersByName: [String: [String]] = [:]
+    /// The crates, their exports and who uses whom.
+    let registry = CrateRegistry()
+    /// One callback stub per function identity.
     var stubs = CallbackStubs()
-    /// Unloaded crates whose code may still run (calls in progress); dropped when collected.
-    var unloadedCrates: [CrateState] = []
     /// Set by a compaction that could not stop every thread: the next runtime entry tries again.
     var compactionRequested = false
     /// Set once `keepUntilExit` has made the loader immortal.
@@ -144,7 +138,7 @@ public final class Loader {
     /// library's). No thread may be running the loader's code any more.
     deinit {
         kiln_run_exit_handlers_in(regionRange.lowerBound, regionRange.upperBound)
-        for crate in crates + unloadedCrates {
+        for crate in registry.all {
             for version in crate.versions {
                 for range in version.ownedThreadData { ThreadLocalData.unregister(offset: range.offset, size: range.size) }
             }
@@ -191,15 +185,15 @@ public final class Loader {
     public func codeBlock(containing address: UInt) -> CodeBlock? { lock.locked { heap.owner(of: address) } }
 
     /// The crate called `name`, or nil.
-    public func crate(named name: String) -> Crate? { lock.locked { crateByName[name].map { Crate($0) } } }
+    public func crate(named name: String) -> Crate? { lock.locked { registry.byName[name].map { Crate($0) } } }
 
     /// Every loaded crate, in load order.
-    public var loadedCrates: [Crate] { lock.locked { crates.map { Crate($0) } } }
+    public var loadedCrates: [Crate] { lock.locked { registry.loaded.map { Crate($0) } } }
 
     /// The crates that import a symbol `crate` exports, in the order they started to.
     func users(of crate: CrateState) -> [CrateState] {
         // The names recorded at link and bind time; unloaded crates are not users any more.
-        lock.locked { (usersByName[crate.name] ?? []).compactMap { crateByName[$0] } }
+        lock.locked { (registry.users[crate.name] ?? []).compactMap { registry.byName[$0] } }
     }
 
     // MARK: Loading
@@ -223,7 +217,7 @@ public final class Loader {
         }
         do {
             for module in modules { placed.append(try place(module, padding: &padding)) }
-            for crate in placed { register(crate) }
+            for crate in placed { registry.register(crate) }
             try bindEagerly(placed)
             for crate in placed { try checkAbsolute32Fields(of: crate.live) }
             for crate in placed { try finish(crate) }
@@ -232,8 +226,8 @@ public final class Loader {
             throw error
         }
         for crate in placed {
-            crates.append(crate)
-            noteUsers(of: crate)
+            registry.loaded.append(crate)
+            registry.noteUsers(of: crate)
         }
         return placed.map { Crate($0) }
     }
@@ -247,13 +241,13 @@ public final class Loader {
             } catch {
                 throw .invalidModule(module: module.name, message: error.message)
             }
-            guard crateByName[module.name] == nil, names.insert(module.name).inserted else {
+            guard registry.byName[module.name] == nil, names.insert(module.name).inserted else {
                 throw .duplicateCrate(module.name)
             }
             let exported = module.functions.filter(\.isExported).map(\.name)
                 + module.data.filter(\.isExported).map(\.name)
             for name in exported.map(unquoted) {
-                if let existing = exports[name] {
+                if let existing = registry.exports[name] {
                     throw .duplicateExport(symbol: name, first: existing.crate.name, second: module.name)
                 }
                 if let first = batchExports[name] {
@@ -346,51 +340,11 @@ public final class Loader {
         return version
     }
 
-    private func register(_ crate: CrateState) {
-        crateByName[crate.name] = crate
-        registerExports(of: crate)
-        registerSlots(of: crate.live, in: crate)
-    }
 
-    /// Removes the exports `crate`'s current (or last) version registered, or `version`'s.
-    func unregisterExports(of crate: CrateState, version: CrateVersion? = nil) {
-        let module = (version ?? crate.live).module
-        let names = module.functions.filter(\.isExported).map { unquoted($0.name) }
-            + module.data.filter(\.isExported).map { unquoted($0.name) }
-        for name in names where exports[name]?.crate === crate { exports[name] = nil }
-    }
 
-    /// The users of `crate`: the crates that import a symbol it exports (by name), and
-    /// unloaded crates, whose code may still run and call it.
-    func userStates(of crate: CrateState) -> [CrateState] {
-        (usersByName[crate.name] ?? []).compactMap { crateByName[$0] } + unloadedCrates
-    }
 
-    /// Forgets `crate` as a user of the crates it imports from, and its own users list.
-    func forgetUses(of crate: CrateState) {
-        usersByName[crate.name] = nil
-        for version in crate.versions {
-            for name in version.module.externalSymbols {
-                guard let used = exports[unquoted(name)]?.crate else { continue }
-                usersByName[used.name]?.removeAll { $0 == crate.name }
-            }
-        }
-    }
 
-    func registerExports(of crate: CrateState) {
-        for (index, function) in crate.module.functions.enumerated() where function.isExported {
-            exports[unquoted(function.name)] = Export(crate: crate, target: .function(index))
-        }
-        for (index, object) in crate.module.data.enumerated() where object.isExported {
-            exports[unquoted(object.name)] = Export(crate: crate, target: .data(index))
-        }
-    }
 
-    func registerSlots(of version: CrateVersion, in crate: CrateState) {
-        for index in version.toc.callSlots.indices {
-            callSlotOwners[version.toc.callSlotAddress(index)] = (crate, version, index)
-        }
-    }
 
     /// Thread data, code, data and TOC contents of a placed and bound crate.
     private func finish(_ crate: CrateState) throws(LoadError) {
@@ -488,7 +442,7 @@ public final class Loader {
         forgetBindings(of: version)
         if version.toc.address != 0 { heap.freeData(version.toc.address, count: version.toc.size) }
         for (index, stub) in version.toc.resolverStubs.enumerated() {
-            callSlotOwners[version.toc.callSlotAddress(index)] = nil
+            registry.callSlotOwners[version.toc.callSlotAddress(index)] = nil
             heap.freeFixed(stub, count: 16)
         }
     }
@@ -496,11 +450,11 @@ public final class Loader {
     /// Gives back everything a crate that failed to load holds and forgets its names.
     func discard(_ crate: CrateState) {
         for version in crate.versions { free(version) }
-        forgetUses(of: crate)
-        unregisterExports(of: crate)
-        if crateByName[crate.name] === crate { crateByName[crate.name] = nil }
+        registry.forgetUses(of: crate)
+        registry.unregisterExports(of: crate)
+        if registry.byName[crate.name] === crate { registry.byName[crate.name] = nil }
         for stub in stubs.stubs(ofCrate: crate.name) where stub.block != nil { point(stub, at: nil) }
-        crates.removeAll { $0 === crate }
+        registry.loaded.removeAll { $0 === crate }
         crate.current = nil
         crate.retired = []
     }

@@ -73,7 +73,7 @@ extension Loader {
     /// Reloads the crate called `name`; see `reload(_:with:)`.
     @discardableResult
     public func reload(crateNamed name: String, with module: CompiledModule) throws(LoadError) -> ReloadReport {
-        guard let crate = lock.locked({ crateByName[name] }) else { throw .notLoaded(name) }
+        guard let crate = lock.locked({ registry.byName[name] }) else { throw .notLoaded(name) }
         return try reload(crate, with: module)
     }
 
@@ -100,7 +100,7 @@ extension Loader {
     /// Points every call slot back at its resolver stub, keeping what it was bound to, so
     /// the next call through it enters the runtime and binds it again at once.
     private func unbindAllCallSlots() {
-        for crate in crates + unloadedCrates {
+        for crate in registry.all {
             for version in crate.versions {
                 for index in version.toc.callSlots.indices {
                     version.toc.store(version.toc.resolverStubs[index], at: version.toc.callSlotAddress(index))
@@ -111,7 +111,7 @@ extension Loader {
     }
 
     func reload(_ crate: CrateState, _ newModule: CompiledModule, framePointer: UInt?, low: UInt) throws(LoadError) -> ReloadReport {
-        guard let old = crate.current, crateByName[crate.name] === crate else { throw .notLoaded(crate.name) }
+        guard let old = crate.current, registry.byName[crate.name] === crate else { throw .notLoaded(crate.name) }
         var module = newModule
         module.name = crate.name
         try checkReload(of: crate, to: module)
@@ -176,12 +176,12 @@ extension Loader {
     /// Brings the loader's books up to date with a committed reload (the world runs again).
     private func install(_ transaction: ReloadTransaction) {
         let (crate, old, version, plan) = (transaction.crate, transaction.old, transaction.version, transaction.plan)
-        unregisterExports(of: crate, version: old)
+        registry.unregisterExports(of: crate, version: old)
         crate.retired.insert(old, at: 0)
         crate.current = version
         crate.newest = version
-        registerExports(of: crate)
-        if !transaction.tocKept { registerSlots(of: version, in: crate) } else { takeOverTOC(of: old, into: version, in: crate) }
+        registry.registerExports(of: crate)
+        if !transaction.tocKept { registry.registerSlots(of: version, in: crate) } else { takeOverTOC(of: old, into: version, in: crate) }
         for (index, block) in version.blocks.enumerated() {
             block.crate = crate
             block.version = version
@@ -196,7 +196,7 @@ extension Loader {
         }
         for retarget in transaction.retargets { self.retarget(retarget.block, record: retarget.record, to: retarget.target) }
         for move in transaction.slotMoves {
-            guard let owner = callSlotOwners[move.slot] else { continue }
+            guard let owner = registry.callSlotOwners[move.slot] else { continue }
             if move.block == nil { owner.version.toc.bindings[owner.index] = nil }
             noteBinding(of: owner.version, slot: owner.index, to: move.block)
         }
@@ -212,7 +212,7 @@ extension Loader {
             version.ownedThreadData.append(old.ownedThreadData.remove(at: position))
             _ = newIndex
         }
-        noteUsers(of: crate)
+        registry.noteUsers(of: crate)
     }
 
     /// Lets the new version use the old version's TOC (same layout): kept code needs no
@@ -223,7 +223,7 @@ extension Loader {
         // The slots and what they are bound to pass over with the TOC.
         version.slotBlocks = old.slotBlocks
         old.slotBlocks = Array(repeating: nil, count: old.slotBlocks.count)
-        registerSlots(of: version, in: crate)
+        registry.registerSlots(of: version, in: crate)
     }
 
     /// Refuses a module whose exports clash with another crate's, or that drops an export
@@ -238,12 +238,12 @@ extension Loader {
         let exported = Set(module.functions.filter(\.isExported).map { unquoted($0.name) }
             + module.data.filter(\.isExported).map { unquoted($0.name) })
         for name in exported {
-            if let export = exports[name], export.crate !== crate {
+            if let export = registry.exports[name], export.crate !== crate {
                 throw .duplicateExport(symbol: name, first: export.crate.name, second: crate.name)
             }
         }
         var dropped: [UnresolvedSymbol] = []
-        for user in userStates(of: crate) where user !== crate {
+        for user in registry.userStates(of: crate) where user !== crate {
             var uses: [String: String] = [:]
             for version in user.versions {
                 for name in version.toc.callSlots { uses[name] = uses[name] ?? "called by" }
@@ -251,7 +251,7 @@ extension Loader {
             }
             for (name, use) in uses.sorted(by: { $0.key < $1.key }) {
                 let bare = unquoted(name)
-                guard exports[bare]?.crate === crate, !exported.contains(bare) else { continue }
+                guard registry.exports[bare]?.crate === crate, !exported.contains(bare) else { continue }
                 dropped.append(UnresolvedSymbol(symbol: name, users: ["(\(use) \(user.name))"], crate: crate.name))
             }
         }

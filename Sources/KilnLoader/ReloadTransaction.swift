@@ -263,9 +263,9 @@ extension Loader {
             }
         }
         // Other crates' address slots and fields that hold a stable address of a changed export.
-        for user in userStates(of: crate) where user !== crate {
+        for user in registry.userStates(of: crate) where user !== crate {
             for userVersion in user.versions {
-                for (name, value) in userVersion.externalValues where exports[unquoted(name)]?.crate === crate {
+                for (name, value) in userVersion.externalValues where registry.exports[unquoted(name)]?.crate === crate {
                     guard let now = try newStableAddress(of: name, exportedBy: transaction), now != value else { continue }
                     if let slot = userVersion.toc.addressSlotIndex[name] {
                         transaction.patches.append(.init(address: userVersion.toc.addressSlotAddress(slot), value: UInt64(now),
@@ -316,7 +316,7 @@ extension Loader {
             // reports the missing symbol by name at the next call.
             let target = newIndex.flatMap { version.module.functions[$0].isExported ? version.blocks[$0] : nil }
             for slot in block.boundSlots {
-                guard let owner = callSlotOwners[slot] else { continue }
+                guard let owner = registry.callSlotOwners[slot] else { continue }
                 let value = target?.entry ?? owner.version.toc.resolverStubs[owner.index]
                 transaction.slotMoves.append(.init(slot: slot, block: target, value: value))
                 transaction.report.slotsRewritten += 1

@@ -231,7 +231,7 @@ extension Loader {
     func rebindCallSlots(in only: [CrateState]? = nil, where affects: (_ crateName: String) -> Bool) -> Int {
         guard options.compactEvery == 0 else { return 0 }  // the stress mode never binds
         var written = 0
-        for crate in only ?? (crates + unloadedCrates) {
+        for crate in only ?? registry.all {
             for version in crate.versions {
                 for (index, binding) in version.toc.bindings.enumerated() {
                     guard case .crate(let name, _)? = binding, affects(name) else { continue }

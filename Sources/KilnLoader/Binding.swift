@@ -48,7 +48,7 @@ extension Loader {
     /// The stable address of `name` as a value: a crate function's stub, a crate's data
     /// object, or an outside symbol.
     func stableAddress(of name: String) throws(LoadError) -> UInt? {
-        if let export = exports[unquoted(name)] {
+        if let export = registry.exports[unquoted(name)] {
             switch export.target {
             case .function(let index): return try stubAddress(crate: export.crate, function: index)
             case .data(let index): return UInt(bitPattern: export.crate.live.address(ofData: index))
@@ -61,7 +61,7 @@ extension Loader {
     /// What a call through a slot for `name` should reach now, and how to find it again.
     /// Runs on a program's thread: its dlerror state is left alone.
     func callTarget(of name: String) -> (address: UInt, binding: TOC.Binding)? {
-        if let export = exports[unquoted(name)] {
+        if let export = registry.exports[unquoted(name)] {
             switch export.target {
             case .function(let index):
                 return (export.crate.live.blocks[index].entry, .crate(name: export.crate.name, symbol: unquoted(name)))
@@ -76,7 +76,7 @@ extension Loader {
 
     /// The block behind a binding to a crate's function, or nil.
     func block(of binding: TOC.Binding) -> CodeBlock? {
-        guard case .crate(let name, let symbol) = binding, let export = exports[symbol], export.crate.name == name,
+        guard case .crate(let name, let symbol) = binding, let export = registry.exports[symbol], export.crate.name == name,
               case .function(let index) = export.target else { return nil }
         return export.crate.live.blocks[index]
     }
@@ -86,7 +86,7 @@ extension Loader {
         switch binding {
         case .address(let address): return address
         case .crate(let name, let symbol):
-            guard let export = exports[symbol], export.crate.name == name, case .function(let index) = export.target else {
+            guard let export = registry.exports[symbol], export.crate.name == name, case .function(let index) = export.target else {
                 return nil
             }
             return export.crate.live.blocks[index].entry
@@ -128,23 +128,11 @@ extension Loader {
         // Called names are looked up now, on the loading thread, so that binding a slot on a
         // program's thread finds them without a dlsym there (SymbolResolver.swift). A name
         // found nowhere is not an error yet: only its first call is.
-        for name in version.toc.callSlots where exports[unquoted(name)] == nil { _ = resolveOutside(name) }
+        for name in version.toc.callSlots where registry.exports[unquoted(name)] == nil { _ = resolveOutside(name) }
         return order.map { UnresolvedSymbol(symbol: $0, users: missing[$0]!, crate: crate.name) }
     }
 
-    /// Records that `crate` uses every crate whose exports it imports (bound or not yet).
-    func noteUsers(of crate: CrateState) {
-        for name in crate.module.externalSymbols {
-            guard let export = exports[unquoted(name)], export.crate !== crate else { continue }
-            noteUser(crate, of: export.crate)
-        }
-    }
 
-    func noteUser(_ user: CrateState, of used: CrateState) {
-        if !(usersByName[used.name]?.contains(user.name) ?? false) {
-            usersByName[used.name, default: []].append(user.name)
-        }
-    }
 
     /// Functions that return twice: a `jmp_buf` (or `ucontext_t`) they fill holds a return
     /// address into their caller, mangled and stored where no scan finds it, so a function
@@ -175,7 +163,7 @@ extension Loader {
             errno = savedErrno
         }
         statistics.runtimeEntries += 1
-        guard let (crate, version, index) = callSlotOwners[slot] else {
+        guard let (crate, version, index) = registry.callSlotOwners[slot] else {
             fail("internal error: the resolver was entered for 0x\(String(slot, radix: 16)), which is no call slot")
         }
         if compactionRequested {
@@ -203,8 +191,8 @@ extension Loader {
         }
         version.toc.bindings[index] = binding
         statistics.bindings += 1
-        if case .crate(let definer, _) = binding, let used = crateByName[definer], used !== crate {
-            noteUser(crate, of: used)
+        if case .crate(let definer, _) = binding, let used = registry.byName[definer], used !== crate {
+            registry.noteUser(crate, of: used)
         }
         // In the stress mode the slot stays at its resolver stub, so the next call enters again.
         if options.compactEvery == 0 {

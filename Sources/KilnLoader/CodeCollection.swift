@@ -30,7 +30,7 @@ extension Loader {
 
     /// Frees the blocks of retired versions that no thread and no live code reaches.
     func collectCode(framePointer: UInt?, low: UInt) -> Int {
-        guard !unloadedCrates.isEmpty || crates.contains(where: { !$0.retired.isEmpty }) else { return 0 }
+        guard !registry.unloaded.isEmpty || registry.loaded.contains(where: { !$0.retired.isEmpty }) else { return 0 }
         return collectCode(scan: scanAllThreads(framePointer: framePointer, low: low))
     }
 
@@ -40,7 +40,7 @@ extension Loader {
         guard scan.isComplete else { return 0 }
         let marked = reachableBlocks(scan: scan, explaining: false).ids
         var freed = 0
-        for crate in crates + unloadedCrates {
+        for crate in registry.all {
             crate.retired.removeAll { version in
                 for block in version.blocks where block.version === version && !block.isFreed && !marked.contains(block.id) {
                     freeBlock(block)
@@ -51,7 +51,7 @@ extension Loader {
                 return !holdsCode
             }
         }
-        unloadedCrates.removeAll { crate in
+        registry.unloaded.removeAll { crate in
             guard crate.retired.isEmpty else { return false }
             // The crate is gone for good: its replaced data goes with it.
             freeReplacedData(of: crate)
@@ -74,14 +74,14 @@ extension Loader {
         // Current code reaches only current code, so collecting (which frees retired code
         // only) need not walk it; explaining does, to name every live block's reason.
         if explaining {
-            for crate in crates {
+            for crate in registry.loaded {
                 guard let current = crate.current else { continue }
                 for block in current.blocks { mark(block, "current version \(current.number) of crate \(crate.name)") }
             }
         }
         for frame in scan.frames { mark(frame.block, "a call in progress returns into it") }
         for block in scan.pinned { mark(block, "a word on the stack points into it") }
-        if !explaining && unloadedCrates.isEmpty && !crates.contains(where: { !$0.retired.isEmpty }) { return (marked, reasons) }
+        if !explaining && registry.unloaded.isEmpty && !registry.loaded.contains(where: { !$0.retired.isEmpty }) { return (marked, reasons) }
         while let block = work.popLast() {
             // Current blocks call only current blocks (already marked) by name.
             guard let version = block.version, let crate = block.crate, version !== crate.current else { continue }
@@ -111,7 +111,7 @@ extension Loader {
         heap.freeData(version.toc.address, count: version.toc.size)
         for (index, stub) in version.toc.resolverStubs.enumerated() {
             let slot = version.toc.callSlotAddress(index)
-            if callSlotOwners[slot]?.version === version { callSlotOwners[slot] = nil }
+            if registry.callSlotOwners[slot]?.version === version { registry.callSlotOwners[slot] = nil }
             heap.freeFixed(stub, count: 16)
         }
     }
@@ -125,7 +125,7 @@ extension Loader {
 
     /// Bytes of data that reloads replaced and that stay until released or unloaded.
     public var replacedDataBytes: Int {
-        lock.locked { (crates + unloadedCrates).reduce(0) { $0 + $1.replacedData.reduce(0) { $0 + $1.size } } }
+        lock.locked { registry.all.reduce(0) { $0 + $1.replacedData.reduce(0) { $0 + $1.size } } }
     }
 
     func freeReplacedData(of crate: CrateState) {
@@ -153,24 +153,24 @@ extension Loader {
     func unload(_ crate: CrateState) throws(LoadError) {
         lock.lock()
         defer { lock.unlock() }
-        guard let current = crate.current, crateByName[crate.name] === crate else { throw .notLoaded(crate.name) }
+        guard let current = crate.current, registry.byName[crate.name] === crate else { throw .notLoaded(crate.name) }
         var holders: [UnresolvedSymbol] = []
-        for user in userStates(of: crate) where user !== crate {
+        for user in registry.userStates(of: crate) where user !== crate {
             for version in user.versions {
-                for name in version.externalValues.keys.sorted() where exports[unquoted(name)]?.crate === crate {
+                for name in version.externalValues.keys.sorted() where registry.exports[unquoted(name)]?.crate === crate {
                     holders.append(UnresolvedSymbol(symbol: name, users: ["(address held by \(user.name))"], crate: crate.name))
                 }
             }
         }
         guard holders.isEmpty else { throw .unresolvedSymbols(holders) }
-        let users = userStates(of: crate)
-        forgetUses(of: crate)
-        unregisterExports(of: crate)
-        crateByName[crate.name] = nil
-        crates.removeAll { $0 === crate }
+        let users = registry.userStates(of: crate)
+        registry.forgetUses(of: crate)
+        registry.unregisterExports(of: crate)
+        registry.byName[crate.name] = nil
+        registry.loaded.removeAll { $0 === crate }
         crate.retired.insert(current, at: 0)
         crate.current = nil
-        unloadedCrates.append(crate)
+        registry.unloaded.append(crate)
         rebindCallSlots(in: users) { $0 == crate.name }
         repointStubs(of: crate)
         var marker = 0
