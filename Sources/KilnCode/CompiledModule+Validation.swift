@@ -20,13 +20,21 @@ extension CompiledModule {
 
     /// Checks every rule; throws the first broken one.
     public func validate() throws(InvalidModule) {
-        var names = Set<String>()
-        for name in functions.map(\.name) + data.map(\.name) {
-            guard !name.isEmpty else { throw InvalidModule("an object has an empty name") }
-            guard names.insert(name).inserted else { throw InvalidModule("$\(name) is defined twice") }
+        try validate(knownValid: nil)
+    }
+
+    /// Checks every rule, taking the names and the functions `knownValid` selects as known to
+    /// keep them: a reload whose module has the old one's names in the same order, and
+    /// functions identical to old ones (same bytes, same records, indices meaning the same),
+    /// need not check those again.
+    public func validate(knownValid: ((Int) -> Bool)?) throws(InvalidModule) {
+        if knownValid == nil {
+            var names = Set<String>()
+            for index in functions.indices { try checkName(functions[index].name, in: &names) }
+            for index in data.indices { try checkName(data[index].name, in: &names) }
         }
-        for function in functions {
-            try validate(function)
+        for index in functions.indices where !(knownValid?(index) ?? false) {
+            try validate(functions[index])
         }
         for object in data {
             let alignment = object.alignment
@@ -47,6 +55,11 @@ extension CompiledModule {
                              isThreadData: object.isThreadLocal)
             }
         }
+    }
+
+    private func checkName(_ name: String, in names: inout Set<String>) throws(InvalidModule) {
+        guard !name.isEmpty else { throw InvalidModule("an object has an empty name") }
+        guard names.insert(name).inserted else { throw InvalidModule("$\(name) is defined twice") }
     }
 
     private func validate(_ function: CodeObject) throws(InvalidModule) {

@@ -102,11 +102,20 @@ extension Loader {
     }
 
     /// Binds `version`'s address slots and external fields; returns the names nothing defines.
-    func bindEagerly(_ version: CrateVersion, of crate: CrateState) throws(LoadError) -> [UnresolvedSymbol] {
+    /// `skipping` says which functions and data objects need no look at (a reload's kept
+    /// ones, whose names are bound already in `version.externalValues`).
+    func bindEagerly(_ version: CrateVersion, of crate: CrateState,
+                     skipping: (function: (Int) -> Bool, data: (Int) -> Bool) = ({ _ in false }, { _ in false })
+    ) throws(LoadError) -> [UnresolvedSymbol] {
         var missing: [String: [String]] = [:]
         var order: [String] = []
-        let objects = version.module.functions.map { ($0.name, $0.relocations) }
-            + version.module.data.map { ($0.name, $0.relocations) }
+        var objects: [(String, [Relocation])] = []
+        for index in version.module.functions.indices where !skipping.function(index) {
+            objects.append((version.module.functions[index].name, version.module.functions[index].relocations))
+        }
+        for (index, object) in version.module.data.enumerated() where !skipping.data(index) {
+            objects.append((object.name, object.relocations))
+        }
         for (user, relocations) in objects {
             for relocation in relocations {
                 let name: String

@@ -53,8 +53,11 @@ final class CrateVersion {
     var stubAddresses: [Int: UInt] = [:]
     /// For each function, for each record, the TOC slot it refers to (call slots first, then
     /// address slots), or -1: so applying records again does not hash slot names.
-    lazy var recordSlots: [[Int32]] = module.functions.map { function in
-        function.relocations.map { relocation in
+    lazy var recordSlots: [[Int32]] = module.functions.indices.map { slotIndices(ofFunction: $0) }
+
+    /// `recordSlots` of one function.
+    func slotIndices(ofFunction index: Int) -> [Int32] {
+        module.functions[index].relocations.map { relocation in
             switch relocation.target {
             case .callSlot(let name): Int32(toc.callSlotIndex[name]!)
             case .addressSlot(let name): Int32(toc.callSlots.count + toc.addressSlotIndex[name]!)
@@ -63,18 +66,26 @@ final class CrateVersion {
         }
     }
 
-    init(number: Int, module: CompiledModule, blocks: [CodeBlock], dataAddresses: [UInt?], toc: TOC) {
+    /// `names`: a version whose functions have the same names in the same order, whose
+    /// name index this one shares.
+    init(number: Int, module: CompiledModule, blocks: [CodeBlock], dataAddresses: [UInt?], toc: TOC,
+         names: CrateVersion? = nil) {
         self.number = number
         self.module = module
         self.blocks = blocks
         self.dataAddresses = dataAddresses
         self.ownsData = dataAddresses.map { $0 != nil }
         self.toc = toc
-        var index: [String: Int] = [:]
-        let names = module.functions.map { unquoted($0.name) }
-        for (position, name) in names.enumerated() { index[name] = position }
-        self.functionIndex = index
-        self.bareFunctionNames = names
+        if let names {
+            self.functionIndex = names.functionIndex
+            self.bareFunctionNames = names.bareFunctionNames
+        } else {
+            var index: [String: Int] = [:]
+            let bare = module.functions.map { unquoted($0.name) }
+            for (position, name) in bare.enumerated() { index[name] = position }
+            self.functionIndex = index
+            self.bareFunctionNames = bare
+        }
         self.slotBlocks = Array(repeating: nil, count: toc.callSlots.count)
     }
 }

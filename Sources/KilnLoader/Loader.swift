@@ -266,7 +266,7 @@ public final class Loader {
             padding.append((try heap.allocatePadding(codeGap), codeGap, true))
             padding.append((try heap.allocateData(dataGap, alignment: 8), dataGap, false))
         }
-        let version = try placeVersion(module, number: 1, reusing: { _, _ in nil }, dataReused: { _ in nil })
+        let version = try placeVersion(module, number: 1, reusing: { _ in nil }, dataReused: { _ in nil })
         let crate = CrateState(loader: self, version: version)
         for block in version.blocks {
             block.crate = crate
@@ -280,7 +280,8 @@ public final class Loader {
     /// it allocated is given back and nothing it was handed is touched.
     func placeVersion(
         _ module: CompiledModule, number: Int,
-        reusing: (Int, CodeObject) -> CodeBlock?, dataReused: (Int) -> UInt?, toc keptTOC: TOC? = nil
+        reusing: (Int) -> CodeBlock?, dataReused: (Int) -> UInt?, toc keptTOC: TOC? = nil,
+        names: CrateVersion? = nil
     ) throws(LoadError) -> CrateVersion {
         var blocks: [CodeBlock] = []
         var fresh: [CodeBlock] = []
@@ -289,10 +290,12 @@ public final class Loader {
         var tocAddress: UInt = 0
         var toc = TOC(address: 0, callSlots: [], addressSlots: [])
         do {
-            for (index, function) in module.functions.enumerated() {
-                if let block = reusing(index, function) {
+            blocks.reserveCapacity(module.functions.count)
+            for index in module.functions.indices {
+                if let block = reusing(index) {
                     blocks.append(block)
                 } else {
+                    let function = module.functions[index]
                     let block = try heap.allocateBlock(size: function.code.count, name: function.name, crate: nil,
                                                        functionIndex: index)
                     block.isFixed = Self.callsReturnsTwice(function)
@@ -335,7 +338,8 @@ public final class Loader {
             }
             throw error
         }
-        let version = CrateVersion(number: number, module: module, blocks: blocks, dataAddresses: dataAddresses, toc: toc)
+        let version = CrateVersion(number: number, module: module, blocks: blocks, dataAddresses: dataAddresses, toc: toc,
+                                   names: names)
         version.ownsData = ownsData
         return version
     }

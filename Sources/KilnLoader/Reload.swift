@@ -114,14 +114,18 @@ extension Loader {
         guard let old = crate.current, registry.byName[crate.name] === crate else { throw .notLoaded(crate.name) }
         var module = newModule
         module.name = crate.name
-        try checkReload(of: crate, to: module)
+        // With the same shape, functions identical to old ones are found before validation (by
+        // position, nothing is looked up through an index) and need not be validated again.
+        let unchanged: [Bool]? = ReloadPlan.sameShape(old.module, module)
+            ? module.functions.indices.map { ReloadPlan.same(old.module, $0, module, $0, byPosition: true) } : nil
+        try checkReload(of: crate, to: module, unchanged: unchanged)
         // Blocks that some thread runs in: not rewritten in place. A thread that cannot be
         // examined may run anything: then nothing is.
         let scan = scanAllThreads(framePointer: framePointer, low: low)
         var busy = Set<UInt32>()
         for block in heap.blocks where !scan.isComplete || scan.isBusy(block) { busy.insert(block.id) }
         for attempt in 1...World.attempts {
-            let transaction = try prepareReload(crate, from: old, to: module, busy: busy)
+            let transaction = try prepareReload(crate, from: old, to: module, busy: busy, unchanged: unchanged)
             var refused: [CodeBlock] = []
             refused.reserveCapacity(transaction.rewrites.count)
             let committed = withStoppedWorld(framePointer: framePointer, low: low) { roots, gated -> Bool in
@@ -136,7 +140,9 @@ extension Loader {
             if committed {
                 install(transaction)
                 var report = transaction.report
-                report.blocksFreed = collectCode(framePointer: framePointer, low: low)
+                // The commit's scan still holds: once callers, slots and stubs lead to the new
+                // code, only what a thread was running then can reach the old.
+                report.blocksFreed = collectCode(scan: roots)
                 statistics.reloads += 1
                 return report
             }
@@ -176,20 +182,23 @@ extension Loader {
     /// Brings the loader's books up to date with a committed reload (the world runs again).
     private func install(_ transaction: ReloadTransaction) {
         let (crate, old, version, plan) = (transaction.crate, transaction.old, transaction.version, transaction.plan)
-        registry.unregisterExports(of: crate, version: old)
+        // The same shape exports the same names at the same indices: nothing to change.
+        if !plan.sameShape { registry.unregisterExports(of: crate, version: old) }
         crate.retired.insert(old, at: 0)
         crate.current = version
         crate.newest = version
-        registry.registerExports(of: crate)
+        if !plan.sameShape { registry.registerExports(of: crate) }
         if !transaction.tocKept { registry.registerSlots(of: version, in: crate) } else { takeOverTOC(of: old, into: version, in: crate) }
         for (index, block) in version.blocks.enumerated() {
-            block.crate = crate
             block.version = version
+            // With the same shape a kept block keeps its index and name.
+            if plan.sameShape && plan.kept[index] != nil { continue }
+            block.crate = crate
             block.functionIndex = index
             block.name = version.module.functions[index].name
         }
         for rewrite in transaction.rewrites {
-            let index = version.functionIndex[unquoted(rewrite.block.name)]!
+            let index = rewrite.block.functionIndex
             heap.resize(rewrite.block, to: version.module.functions[index].code.count, filling: false)
             rewrite.block.isFixed = Self.callsReturnsTwice(version.module.functions[index])
             noteLinks(of: rewrite.block, function: version.module.functions[index], of: version, in: crate)
@@ -204,13 +213,12 @@ extension Loader {
             if let old = stub.block, old !== block, old.stub === stub { old.stub = nil }
             point(stub, at: block, writing: false)
         }
-        for oldIndex in plan.keptData.values { old.ownsData[oldIndex] = false }
-        // Kept thread data keeps its range, now the new version's to give back.
-        for (newIndex, oldIndex) in plan.keptData where old.module.data[oldIndex].isThreadLocal {
-            guard let offset = old.threadOffsets[oldIndex],
+        for case let oldIndex? in plan.keptData {
+            old.ownsData[oldIndex] = false
+            // Kept thread data keeps its range, now the new version's to give back.
+            guard old.module.data[oldIndex].isThreadLocal, let offset = old.threadOffsets[oldIndex],
                   let position = old.ownedThreadData.firstIndex(where: { $0.offset == offset }) else { continue }
             version.ownedThreadData.append(old.ownedThreadData.remove(at: position))
-            _ = newIndex
         }
         registry.noteUsers(of: crate)
     }
@@ -229,12 +237,15 @@ extension Loader {
     /// Refuses a module whose exports clash with another crate's, or that drops an export
     /// another crate uses: calls (bound or not yet), loads or holds the address of. The
     /// error names each such symbol with the crate that uses it and how.
-    private func checkReload(of crate: CrateState, to module: CompiledModule) throws(LoadError) {
+    /// With `unchanged` (the same shape, ReloadPlan.swift) the exports are the old ones and
+    /// the functions it marks were valid before: only the rest of the module is checked.
+    private func checkReload(of crate: CrateState, to module: CompiledModule, unchanged: [Bool]?) throws(LoadError) {
         do {
-            try module.validate()
+            try module.validate(knownValid: unchanged.map { marks in { marks[$0] } })
         } catch {
             throw .invalidModule(module: crate.name, message: error.message)
         }
+        if unchanged != nil { return }
         let exported = Set(module.functions.filter(\.isExported).map { unquoted($0.name) }
             + module.data.filter(\.isExported).map { unquoted($0.name) })
         for name in exported {

@@ -91,26 +91,47 @@ extension Loader {
     /// Prepares a reload of `crate` (current version `old`) to `module`; blocks in `busy`
     /// are not rewritten in place. Throws, having given everything back, when any step fails.
     func prepareReload(
-        _ crate: CrateState, from old: CrateVersion, to module: CompiledModule, busy: Set<UInt32>
+        _ crate: CrateState, from old: CrateVersion, to newModule: CompiledModule, busy: Set<UInt32>, unchanged: [Bool]?
     ) throws(LoadError) -> ReloadTransaction {
         try checkpoint()
-        let plan = ReloadPlan(old: old, new: module, busy: busy)
+        let plan = ReloadPlan(old: old, new: newModule, busy: busy, unchanged: unchanged)
+        var module = newModule
+        if plan.sameShape {
+            // A kept function's code object is the old one's: one copy of the bytes and records
+            // lives on, and letting the old version go frees next to nothing.
+            var functions = module.functions
+            for index in functions.indices where plan.kept[index] != nil { functions[index] = old.module.functions[index] }
+            module.functions = functions
+        }
         let tocKept = module.tocLayout.callSlots == old.toc.callSlots && module.tocLayout.addressSlots == old.toc.addressSlots
         var report = ReloadReport()
         report.crate = crate.name
         report.version = old.number + 1
-        report.functionsUnchanged = plan.kept.count
+        report.functionsUnchanged = plan.keptCount
         report.functionsChanged = plan.changed
-        report.rewrittenInPlace = plan.inPlace.count
+        report.rewrittenInPlace = plan.inPlaceCount
         report.functionsAdded = plan.added
-        report.functionsRemoved = plan.removed.count
-        report.dataKept = plan.keptData.count
-        report.dataNew = module.data.count - plan.keptData.count
+        report.functionsRemoved = plan.removed
+        report.dataKept = plan.keptDataCount
+        report.dataNew = module.data.count - plan.keptDataCount
         report.tocKept = tocKept
         let version = try placeVersion(
-            module, number: old.number + 1, reusing: { index, _ in plan.kept[index] ?? plan.inPlace[index] },
+            module, number: old.number + 1, reusing: { plan.kept[$0] ?? plan.inPlace[$0] },
             dataReused: { index in plan.keptData[index].flatMap { old.dataAddresses[$0] } },
-            toc: tocKept ? old.toc : nil)
+            toc: tocKept ? old.toc : nil, names: plan.sameShape ? old : nil)
+        if plan.sameShape {
+            // Kept functions and data name what they named before: their bindings, stubs and
+            // slot indices carry over, and only the rest is looked at.
+            version.externalValues = old.externalValues
+            version.stubAddresses = old.stubAddresses
+            if tocKept {
+                var slots = old.recordSlots
+                for index in module.functions.indices where plan.kept[index] == nil {
+                    slots[index] = version.slotIndices(ofFunction: index)
+                }
+                version.recordSlots = slots
+            }
+        }
         let transaction = ReloadTransaction(crate: crate, old: old, version: version, plan: plan, tocKept: tocKept,
                                             report: report)
         crate.current = version
@@ -127,7 +148,9 @@ extension Loader {
     private func fill(_ transaction: ReloadTransaction) throws(LoadError) {
         let (crate, old, version, plan) = (transaction.crate, transaction.old, transaction.version, transaction.plan)
         try checkpoint()
-        let unresolved = try bindEagerly(version, of: crate)
+        let unchanged = plan.sameShape
+        let unresolved = try bindEagerly(version, of: crate, skipping: (
+            { unchanged && plan.kept[$0] != nil }, { unchanged && plan.keptData[$0] != nil }))
         guard unresolved.isEmpty else { throw LoadError.unresolvedSymbols(unresolved) }
         try checkAbsolute32Fields(of: version)
         try checkpoint()
@@ -157,8 +180,8 @@ extension Loader {
     func abandon(_ transaction: ReloadTransaction) {
         let (crate, old, version, plan) = (transaction.crate, transaction.old, transaction.version, transaction.plan)
         crate.current = old
-        let handedOver = Set(plan.kept.values.map(\.id) + plan.inPlace.values.map(\.id))
-        for block in version.blocks where !handedOver.contains(block.id) && !block.isFreed { freeBlock(block) }
+        // Blocks placed for this version have no version yet; kept and rewritten ones are old's.
+        for block in version.blocks where block.version == nil && !block.isFreed { freeBlock(block) }
         for (index, object) in version.module.data.enumerated() where plan.keptData[index] == nil {
             if let address = version.dataAddresses[index] { heap.freeData(address, count: object.size) }
         }
@@ -178,8 +201,15 @@ extension Loader {
     /// Looks up (or makes, dead until the commit) the stub of every function whose address
     /// the new version's code or data uses, without re-pointing any live stub.
     private func resolveStubs(of transaction: ReloadTransaction) throws(LoadError) {
-        let version = transaction.version
-        let objects = version.module.functions.map(\.relocations) + version.module.data.map(\.relocations)
+        let (version, plan) = (transaction.version, transaction.plan)
+        // With the same shape, kept functions and data use stubs already known.
+        var objects: [[Relocation]] = []
+        for index in version.module.functions.indices where !(plan.sameShape && plan.kept[index] != nil) {
+            objects.append(version.module.functions[index].relocations)
+        }
+        for (index, object) in version.module.data.enumerated() where !(plan.sameShape && plan.keptData[index] != nil) {
+            objects.append(object.relocations)
+        }
         for relocations in objects {
             for relocation in relocations {
                 guard case .stub(let index) = relocation.target, version.stubAddresses[index] == nil else { continue }
@@ -203,7 +233,8 @@ extension Loader {
     /// The new code of functions rewritten in place, relocated for their old blocks' places.
     private func prepareRewrites(_ transaction: ReloadTransaction) throws(LoadError) {
         let version = transaction.version
-        for (index, block) in transaction.plan.inPlace.sorted(by: { $0.key < $1.key }) {
+        for index in transaction.plan.inPlace.indices {
+            guard let block = transaction.plan.inPlace[index] else { continue }
             let function = version.module.functions[index]
             var bytes = function.code
             bytes.append(contentsOf: repeatElement(0xCC, count: max(0, block.capacity - bytes.count)))
@@ -225,8 +256,38 @@ extension Loader {
     /// changes (see the file comment).
     private func preparePatches(_ transaction: ReloadTransaction) throws(LoadError) {
         let (crate, old, version, plan) = (transaction.crate, transaction.old, transaction.version, transaction.plan)
+        let changed = changedPointees(version, old: old, tocKept: transaction.tocKept, sameShape: plan.sameShape)
+        let onlyEntries = changed.allSatisfy { if case .entry = $0 { true } else { false } }
+        if plan.sameShape && onlyEntries {
+            // Only functions moved: their old blocks' links name every direct call into them,
+            // from kept blocks and from old code alike (CodeLinks.swift).
+            for case .entry(let index) in changed {
+                let target = version.blocks[index]
+                for caller in old.blocks[index].callers where !caller.block.isFreed {
+                    let block = caller.block, record = Int(caller.record)
+                    if plan.isKept(block, in: old) {
+                        try patch(record: record, ofFunction: block.functionIndex, of: version, in: crate, into: transaction)
+                    } else if !plan.isReplaced(block, in: old), let retired = block.version {
+                        let relocation = retired.module.functions[block.functionIndex].relocations[record]
+                        try addPatch(relocation, block.name, at: block.entry + UInt(relocation.offset), isCode: true,
+                                     target: target.entry, to: transaction)
+                        transaction.retargets.append(.init(block: block, record: record, target: target))
+                    }
+                }
+            }
+        } else {
+            try patchThroughRelinkSections(transaction, changed: changed)
+        }
+        try patchUsersAndSlots(transaction)
+    }
+
+    /// The general case of `preparePatches`: records found through the relink sections.
+    private func patchThroughRelinkSections(
+        _ transaction: ReloadTransaction, changed: [RelinkSection.Pointee]
+    ) throws(LoadError) {
+        let (crate, old, version, plan) = (transaction.crate, transaction.old, transaction.version, transaction.plan)
         // Kept code and data of this crate: the records whose pointee changed.
-        for pointee in changedPointees(version, old: old, tocKept: transaction.tocKept) {
+        for pointee in changed {
             for pointer in version.relink.pointers(to: pointee) {
                 switch pointer {
                 case .code(let function, let record) where plan.kept[function] != nil:
@@ -243,7 +304,6 @@ extension Loader {
         }
         // Old code (the version being replaced and older ones still alive) calls functions by
         // name: its direct calls into functions that now live elsewhere follow them.
-        let replaced = Set(plan.kept.values.map(\.id) + plan.inPlace.values.map(\.id))
         for retired in [old] + crate.retired {
             for (index, name) in retired.bareFunctionNames.enumerated() {
                 guard let newest = version.functionIndex[name] else { continue }
@@ -252,7 +312,7 @@ extension Loader {
                     guard case .code(let user, let record) = pointer else { continue }
                     let block = retired.blocks[user]
                     // Blocks the new version keeps or rewrites were handled above.
-                    guard block.version === retired, !block.isFreed, !replaced.contains(block.id),
+                    guard block.version === retired, !block.isFreed, !plan.isReplaced(block, in: old),
                           block.callees.indices.contains(record), block.callees[record] !== target else { continue }
                     let relocation = retired.module.functions[user].relocations[record]
                     try addPatch(relocation, retired.module.functions[user].name,
@@ -262,8 +322,19 @@ extension Loader {
                 }
             }
         }
+    }
+
+    /// Other crates' address slots and fields that hold a changed export, and a taken-over
+    /// TOC's address slots.
+    private func patchUsersAndSlots(_ transaction: ReloadTransaction) throws(LoadError) {
+        let (crate, old, version, plan) = (transaction.crate, transaction.old, transaction.version, transaction.plan)
+        // Exported functions are reached through stubs, which do not move: only exported
+        // data can have a new address.
+        let dataExportMoved = version.module.data.indices.contains { index in
+            version.module.data[index].isExported && plan.keptData[index] == nil
+        }
         // Other crates' address slots and fields that hold a stable address of a changed export.
-        for user in registry.userStates(of: crate) where user !== crate {
+        for user in registry.userStates(of: crate) where user !== crate && dataExportMoved {
             for userVersion in user.versions {
                 for (name, value) in userVersion.externalValues where registry.exports[unquoted(name)]?.crate === crate {
                     guard let now = try newStableAddress(of: name, exportedBy: transaction), now != value else { continue }
@@ -306,9 +377,9 @@ extension Loader {
     /// Call slots of any crate bound to a function of this crate that moved or went, and
     /// the crate's stubs.
     private func prepareSlotAndStubMoves(_ transaction: ReloadTransaction) {
-        let (old, version) = (transaction.old, transaction.version)
-        for (index, block) in old.blocks.enumerated() where !block.boundSlots.isEmpty {
-            let newIndex = version.functionIndex[old.bareFunctionNames[index]]
+        let (old, version, plan) = (transaction.old, transaction.version, transaction.plan)
+        for (index, block) in old.blocks.enumerated() where !block.boundSlots.isEmpty && plan.role[index] != .kept {
+            let newIndex = plan.sameShape ? index : version.functionIndex[old.bareFunctionNames[index]]
             let next = newIndex.map { version.blocks[$0] }
             guard next !== block else { continue }
             // Only an export can be bound from another crate; a slot whose function went
@@ -323,7 +394,12 @@ extension Loader {
             }
         }
         for stub in stubs.stubs(ofCrate: transaction.crate.name) {
-            let next = version.functionIndex[stub.functionName].map { version.blocks[$0] }
+            let next: CodeBlock?
+            if plan.sameShape, let block = stub.block, block.version === old {
+                next = version.blocks[block.functionIndex]
+            } else {
+                next = version.functionIndex[stub.functionName].map { version.blocks[$0] }
+            }
             if next !== stub.block || transaction.madeStubs.contains(where: { $0 === stub }) {
                 transaction.stubMoves.append((stub, next))
             }
@@ -374,16 +450,18 @@ extension Loader {
     }
 
     /// The pointees of `version` that differ from `old`'s pointees of the same name.
-    func changedPointees(_ version: CrateVersion, old: CrateVersion, tocKept: Bool) -> [RelinkSection.Pointee] {
+    func changedPointees(_ version: CrateVersion, old: CrateVersion, tocKept: Bool, sameShape: Bool) -> [RelinkSection.Pointee] {
         var changed: [RelinkSection.Pointee] = []
         for (index, name) in version.bareFunctionNames.enumerated() {
-            let before = old.functionIndex[name].map { old.blocks[$0].entry }
+            let before = (sameShape ? index : old.functionIndex[name]).map { old.blocks[$0].entry }
             if before != version.blocks[index].entry { changed.append(.entry(index)) }
         }
         var oldData: [String: Int] = [:]
-        for (index, object) in old.module.data.enumerated() { oldData[unquoted(object.name)] = index }
+        if !sameShape {
+            for (index, object) in old.module.data.enumerated() { oldData[unquoted(object.name)] = index }
+        }
         for (index, object) in version.module.data.enumerated() {
-            let before = oldData[unquoted(object.name)]
+            let before = sameShape ? index : oldData[unquoted(object.name)]
             if object.isThreadLocal {
                 if before.flatMap({ old.threadOffsets[$0] }) != version.threadOffsets[index] { changed.append(.threadData(index)) }
             } else if before.flatMap({ old.dataAddresses[$0] }) != version.dataAddresses[index] {
