@@ -171,7 +171,8 @@ extension Loader {
     }
 
     private func notePause(since start: Int) {
-        statistics.longestPauseNanoseconds = max(statistics.longestPauseNanoseconds, System.monotonicNanoseconds() - start)
+        statistics.lastPauseNanoseconds = System.monotonicNanoseconds() - start
+        statistics.longestPauseNanoseconds = max(statistics.longestPauseNanoseconds, statistics.lastPauseNanoseconds)
     }
 
     private func finish<R>(_ world: consuming StoppedWorld, gated: Bool, stopped: Int, _ body: (RootScan, Bool) -> R) -> R {

@@ -109,6 +109,8 @@ public final class Loader {
         public var incompleteStops = 0
         /// The longest time other threads were kept stopped, in nanoseconds.
         public var longestPauseNanoseconds = 0
+        /// How long the last stop kept other threads stopped, in nanoseconds.
+        public var lastPauseNanoseconds = 0
         /// Code blocks moved by compaction, in total.
         public var blocksMoved = 0
         /// Return addresses rewritten by compaction, in total.
