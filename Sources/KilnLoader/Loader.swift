@@ -54,14 +54,43 @@ public final class Loader {
             self.regionPlacement = regionPlacement
         }
 
-        /// The options `KILN_STRESS` asks for: `compact` (compact at every runtime entry)
-        /// or `compact:N` (every Nth); anything else leaves the defaults.
+        /// What was wrong with `KILN_STRESS`, if anything: a loader made with these options
+        /// refuses to start, saying so (a misspelt stress mode must not pass silently).
+        public var environmentProblem: String?
+
+        /// The options `KILN_STRESS` asks for; see `stress(_:)`.
         public static var fromEnvironment: Options {
+            guard let value = System.environmentValue("KILN_STRESS") else { return Options() }
+            do {
+                return try stress(value)
+            } catch {
+                var options = Options()
+                options.environmentProblem = error.description
+                return options
+            }
+        }
+
+        /// The options a stress specification asks for: modes separated by commas, each
+        /// `compact` (compact the code heap at every entry into the runtime) or `compact:N`
+        /// (at every Nth). An empty specification asks for nothing.
+        public static func stress(_ specification: String) throws(LoadError) -> Options {
             var options = Options()
-            guard let value = System.environmentValue("KILN_STRESS") else { return options }
-            let parts = value.split(separator: ":")
-            if parts.first == "compact" {
-                options.compactEvery = parts.count > 1 ? max(Int(parts[1]) ?? 1, 1) : 1
+            for mode in specification.split(separator: ",", omittingEmptySubsequences: true) {
+                let parts = mode.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
+                let every: Int
+                if parts.count == 2 {
+                    guard let number = Int(parts[1]), number > 0 else {
+                        throw .invalidArgument("KILN_STRESS=\(specification): \(mode) needs a positive count after the colon")
+                    }
+                    every = number
+                } else {
+                    every = 1
+                }
+                switch parts[0] {
+                case "compact": options.compactEvery = every
+                default:
+                    throw .invalidArgument("KILN_STRESS=\(specification): unknown stress mode \(parts[0]) (known: compact, compact:N)")
+                }
             }
             return options
         }
@@ -123,6 +152,7 @@ public final class Loader {
     /// Reserves a region of `regionSize` bytes, opens libm, then each of `linkLibraries`.
     public init(regionSize: Int = 1 << 30, linkLibraries: [String] = [],
                 options: Options = .fromEnvironment) throws(LoadError) {
+        if let problem = options.environmentProblem { throw .invalidArgument(problem) }
         do {
             heap = try CodeHeap(regionSize: regionSize, placement: options.regionPlacement)
         } catch {

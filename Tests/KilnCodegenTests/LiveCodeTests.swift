@@ -176,3 +176,18 @@ func programPath(_ name: String) -> String {
         }
     }
 }
+
+@Suite struct StressSpecificationTests {
+    @Test func anUnknownStressModeIsAnErrorNotIgnored() throws {
+        let program = packageRoot.appendingPathComponent("examples/hello.ssa").path
+        for good in ["compact", "compact:7", ""] {
+            let result = try runKiln(["run", program], environment: ["KILN_STRESS": good])
+            #expect(result.status == 0, "\(good): \(result.error)")
+        }
+        for bad in ["compat", "compact:0", "compact:x", "compact,collectt"] {
+            let result = try runKiln(["run", program], environment: ["KILN_STRESS": bad])
+            #expect(result.status != 0, "\(bad) was accepted")
+            #expect(result.error.contains("KILN_STRESS=\(bad)"), "\(bad): \(result.error)")
+        }
+    }
+}
