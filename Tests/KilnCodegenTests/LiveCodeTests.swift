@@ -191,3 +191,55 @@ func programPath(_ name: String) -> String {
         }
     }
 }
+
+@Suite struct ForeignThreadWatchTests {
+    /// `kiln run --watch` on a program whose function a C library's own threads call in a
+    /// loop: editing that function reloads it while they run, and none of them notices
+    /// anything but the new code.
+    @Test func editingTheFunctionForeignThreadsRun() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let library = try buildLibrary("workers", in: directory)
+        let path = directory + "/workers-main.ssa"
+        let original = try String(contentsOfFile: programPath("workers-main"), encoding: .utf8)
+        try original.write(toFile: path, atomically: false, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try kilnExecutable())
+        // Enough rounds to run for a few seconds.
+        process.arguments = ["run", "--watch", "--link", library, path, "--stats", "--", "10000", "20000"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["SWIFT_BACKTRACE"] = "enable=no"
+        environment["KILN_WATCH_SETTLE_MS"] = "50"
+        process.environment = environment
+        let output = Pipe(), error = Pipe()
+        process.standardOutput = output
+        process.standardError = error
+        try process.run()
+        Thread.sleep(forTimeInterval: 0.5)
+        // The same result computed another way: x * x + 1 as (x + 1) * x - x + 1.
+        guard let range = original.range(of: "function l $square_plus_one") else {
+            Issue.record("no $square_plus_one in the translated program")
+            return
+        }
+        let edited = original.replacingCharacters(in: range, with: "function l $square_plus_one_old")
+            + """
+
+            export function l $square_plus_one(l %x) {
+            @start
+            	%a =l add %x, 1
+            	%b =l mul %a, %x
+            	%c =l sub %b, %x
+            	%d =l add %c, 1
+            	ret %d
+            }
+
+            """
+        try edited.write(toFile: path, atomically: false, encoding: .utf8)
+        let errorText = String(decoding: error.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let outputText = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "\(errorText)")
+        #expect(outputText == "0 wrong results\n", "\(outputText) \(errorText)")
+        #expect(errorText.contains("kiln: reloaded \(path) v2"), "\(errorText)")
+    }
+}

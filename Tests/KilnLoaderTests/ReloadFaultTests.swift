@@ -197,3 +197,57 @@ let faultUser = """
         #expect(loader.replacedDataBytes == 0)
     }
 }
+
+@Suite(.serialized) struct SetjmpAcrossReloadTests {
+    /// A function that called setjmp is reloaded (its new code goes elsewhere) and the code
+    /// heap compacted many times before longjmp returns into it, last from inside it, where
+    /// its frame is walked precisely and so could move: the old block must still be where
+    /// the jmp_buf says, since glibc keeps that return address mangled where no scan finds it.
+    @Test func longjmpReturnsIntoAFunctionThatWasReloadedAndMoved() throws {
+        let loader = try Loader(options: .init(placementSeed: 29))
+        let source = { (caught: Int) in """
+            data $buffer = { z 512 }
+            data $hook = { l 0 }
+            export function l $protect(l %x) {
+            @start
+            	%r =w call $_setjmp(l $buffer)
+            	jnz %r, @caught, @try
+            @try
+            	%h =l loadl $hook
+            	call %h()
+            	call $kiln.compact()
+            	call $kiln.compact()
+            	call $longjmp(l $buffer, w 7)
+            	ret 0
+            @caught
+            	%e =l extsw %r
+            	%v =l add %e, \(caught)
+            	ret %v
+            }
+            export function l $setHook(l %h) {
+            @start
+            	storel %h, $hook
+            	ret 0
+            }
+            """ }
+        let crate = try loader.load(try compile("jump.ssa", source(100)))
+        let hook = UInt(bitPattern: unsafeBitCast(Hook.entry, to: UnsafeRawPointer.self))
+        _ = try call(crate, "setHook", Int64(bitPattern: UInt64(hook)))
+        var reloads = 0
+        Hook.action = {
+            Hook.action = {}
+            // Reload twice (each time $protect changes) and compact between: the old
+            // $protect, which the jmp_buf refers to, must neither move nor go.
+            for round in 1...2 {
+                if (try? loader.reload(crate, with: try! compile("jump.ssa", source(100 * (round + 1))))) != nil { reloads += 1 }
+                for _ in 0..<5 { loader.compact() }
+            }
+        }
+        // The call that set the jump finishes in the first version: 7 + 100.
+        #expect(try call(crate, "protect") == 107)
+        #expect(reloads == 2)
+        // A new call runs the newest version (no hook now: it longjmps at once): 7 + 300.
+        Hook.action = {}
+        #expect(try call(crate, "protect") == 307)
+    }
+}

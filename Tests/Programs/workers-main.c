@@ -1,11 +1,11 @@
 // A program that hands one of its functions to a C library whose own threads
 // call it continuously (workers.c), while the program's thread enters Kiln's
 // runtime again and again (under KILN_STRESS=compact, every call through a
-// TOC compacts the code heap).
+// TOC compacts the code heap), sleeping 200 µs between rounds.
 
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 int workers_start(long (*function)(long), int n);
 long workers_calls(void);
@@ -25,7 +25,7 @@ int main(int argc, char **argv) {
     }
     long rounds = 0;
     while (workers_calls() < wanted_calls || rounds < wanted_rounds) {
-        sched_yield();
+        usleep(200);
         rounds++;
     }
     long errors = workers_stop();
