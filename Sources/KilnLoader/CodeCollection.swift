@@ -47,8 +47,11 @@ extension Loader {
                     freed += 1
                 }
                 let holdsCode = version.blocks.contains { $0.version === version && !$0.isFreed }
-                if !holdsCode { release(version, of: crate) }
-                return !holdsCode
+                // A thread inside the resolver may be about to bind a slot of this version's
+                // TOC (it waits for the loader's lock): the TOC stays for a later collection.
+                guard !holdsCode, scan.threadsBinding == 0 else { return false }
+                release(version, of: crate)
+                return true
             }
         }
         registry.unloaded.removeAll { crate in

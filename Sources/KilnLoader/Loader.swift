@@ -161,6 +161,7 @@ public final class Loader {
         self.options = options
         self.placementState = options.placementSeed ?? 0
         routines = try RuntimeRoutines(heap: heap, context: Unmanaged.passUnretained(self).toOpaque())
+        roots.resolverReturn = routines.resolverReturn
         try link(library: "libm.so.6")
         for library in linkLibraries { try link(library: library) }
     }

@@ -57,6 +57,11 @@ final class RootScan {
     private(set) var unresponsiveThreads = 0
     /// Other threads examined by the last scan.
     private(set) var threadsScanned = 0
+    /// Other threads found inside the resolver, binding a call slot (see `resolverReturn`):
+    /// the TOC of that slot must stay, whichever version it belongs to.
+    private(set) var threadsBinding = 0
+    /// Where the resolver's call into the loader returns (RuntimeRoutines).
+    var resolverReturn: UInt = 0
     /// Numbers this scan's marks on blocks.
     private var epoch: UInt64 = 0
 
@@ -68,6 +73,7 @@ final class RootScan {
         isComplete = true
         unresponsiveThreads = 0
         threadsScanned = 0
+        threadsBinding = 0
         epoch &+= 1
     }
 
@@ -138,6 +144,7 @@ final class RootScan {
         isComplete = true
         unresponsiveThreads = 0
         threadsScanned = 0
+        threadsBinding = 0
     }
 
     /// Marks the scan incomplete: some thread may be running any code.
@@ -216,11 +223,14 @@ final class RootScan {
             // The 128 bytes below rsp (the red zone) may hold live values of a leaf function.
             let sp = thread.pointee.registers.7
             var word = max(sp &- 128, thread.pointee.stack_low) & ~7
+            var binding = false
             while word + 8 <= high {
                 let value = UnsafeRawPointer(bitPattern: word)!.load(as: UInt.self)
+                if value == resolverReturn { binding = true }
                 if pinIfStackRoot(value, at: word, below: high, in: heap) { refersToCode = true }
                 word += 8
             }
+            if binding { threadsBinding += 1 }
             if quiet && refersToCode { isComplete = false }
         }
     }

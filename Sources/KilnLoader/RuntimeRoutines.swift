@@ -18,6 +18,9 @@ import KilnX64
 struct RuntimeRoutines {
     /// Entered from a resolver stub with the call slot's address in r11.
     let resolver: UInt
+    /// Where the resolver's call into the loader returns: on a thread's stack, it says the
+    /// thread is binding a slot (and may be waiting for the loader's lock to do it).
+    let resolverReturn: UInt
     /// Entered from a dead callback stub with the stub's address in r11.
     let deadStub: UInt
     /// `xor eax, eax; ret`: where runtime entries that return nothing go.
@@ -51,6 +54,7 @@ struct RuntimeRoutines {
         buffer.mov(.b64, .rdx, .rbp)
         buffer.mov(.b64, .rax, imm: Int64(Int(bitPattern: unsafeBitCast(bindEntry, to: UInt.self))))
         buffer.call(.rax)
+        let resolverReturnOffset = buffer.count
         buffer.mov(.b64, .r11, .rax)
         for index in 0..<8 { buffer.movaps(XMM(rawValue: UInt8(index))!, Memory(base: .rsp, displacement: Int32(16 * index))) }
         // Back to the saved registers; the saved r11 is not restored: r11 holds the target.
@@ -97,6 +101,7 @@ struct RuntimeRoutines {
         let base = try heap.allocateFixed(bytes.count)
         bytes.withUnsafeBytes { heap.write($0, at: base) }
         resolver = base
+        resolverReturn = base + UInt(resolverReturnOffset)
         deadStub = base + UInt(deadOffset)
         returnNothing = base + UInt(returnOffset)
         gate = base + UInt(gateOffset)

@@ -112,7 +112,9 @@ let mainCrate = """
         #expect(result.output.contains("  users: \(directory)/main.ssa"))
     }
 
-    @Test func watchReloadsTheRunningProgram() throws {
+    /// Also under the compaction stress mode, where the program enters the runtime at every
+    /// call through its TOC: a reload must not free a TOC whose slot a thread is binding.
+    @Test(arguments: ["", "compact"]) func watchReloadsTheRunningProgram(stress: String) throws {
         let directory = try scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/live.ssa"
@@ -161,6 +163,11 @@ let mainCrate = """
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try kilnExecutable())
         process.arguments = ["run", "--watch", path]
+        if !stress.isEmpty {
+            var environment = ProcessInfo.processInfo.environment
+            environment["KILN_STRESS"] = stress
+            process.environment = environment
+        }
         let error = Pipe()
         process.standardOutput = FileHandle(forWritingAtPath: seen)
         process.standardError = error
