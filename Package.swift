@@ -56,7 +56,7 @@ let package = Package(
         // Benchmark harness: prints its figures, never part of the test suite.
         .executableTarget(name: "kiln-bench", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnShapes"]),
         .testTarget(name: "KilnILTests", dependencies: ["KilnIL"], resources: [.copy("Inputs")]),
-        .testTarget(name: "KilnPassesTests", dependencies: ["KilnIL", "KilnPasses"]),
+        .testTarget(name: "KilnPassesTests", dependencies: ["KilnIL", "KilnPasses", "KilnShapes"]),
         .testTarget(name: "KilnCodegenTests", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnShapes"]),
         .testTarget(name: "KilnX64Tests", dependencies: ["KilnX64"]),
         .testTarget(name: "KilnCodeTests", dependencies: ["KilnCode", "KilnIL", "KilnCodegen"]),

@@ -10,6 +10,8 @@ import KilnIL
 public enum Pass: String, CaseIterable, Sendable {
     /// Drop blocks that cannot be reached (ControlFlow.swift).
     case unreachable
+    /// Branch straight to where a phi of constants decides (Thread.swift).
+    case thread
     /// Turn stack slots used only by whole loads and stores into temporaries (Promote.swift).
     case promote
     /// Give every temporary one definition (SSA.swift).
@@ -37,6 +39,7 @@ public func runPipeline(_ module: inout Module, until last: Pass? = nil,
             case .promote: promoteStackSlots(&module.functions[index], names: &module.names)
             case .ssa: buildSSA(&module.functions[index], names: &module.names)
             case .fold: foldConstants(&module.functions[index])
+            case .thread: threadJumps(&module.functions[index])
             case .dce: removeDeadCode(&module.functions[index])
             case .gvn: numberValues(&module.functions[index])
             case .loads: forwardLoads(&module.functions[index])

@@ -79,7 +79,9 @@ struct FunctionWriter {
         line("jmp @b0")
 
         // The jumps first, so that each block's predecessors are known for its phis.
-        enum Ending { case ret, jmp(Int), jnz(Int, Int) }
+        /// `logic`: a branch through a join that merges 1 and 0 in a phi and branches on it,
+        /// as C front ends compile `&&` and `||`.
+        enum Ending { case ret, jmp(Int), jnz(Int, Int), logic(Int, Int) }
         var endings: [Ending] = []
         var predecessors = Array(repeating: [String](), count: blockCount)
         predecessors[0].append("@start")
@@ -95,9 +97,11 @@ struct FunctionWriter {
                 if to < blockCount { predecessors[to].append(name) }
             default:
                 let (yes, no) = (target(), target())
-                endings.append(.jnz(yes, no))
-                if yes < blockCount { predecessors[yes].append(name) }
-                if no < blockCount, no != yes { predecessors[no].append(name) }
+                let isLogic = random.chance(30)
+                endings.append(isLogic ? .logic(yes, no) : .jnz(yes, no))
+                let from = isLogic ? "@j\(block)" : name
+                if yes < blockCount { predecessors[yes].append(from) }
+                if no < blockCount, no != yes { predecessors[no].append(from) }
             }
         }
         for block in 0..<blockCount {
@@ -122,6 +126,16 @@ struct FunctionWriter {
             case .ret: line("ret %\(result)0")
             case .jmp(let to): line("jmp \(label(to))")
             case .jnz(let yes, let no): line("jnz \(condition()), \(label(yes)), \(label(no))")
+            case .logic(let yes, let no):
+                line("jnz \(condition()), @t\(block), @f\(block)")
+                text += "@t\(block)\n"
+                line("jmp @j\(block)")
+                text += "@f\(block)\n"
+                line("jmp @j\(block)")
+                text += "@j\(block)\n"
+                let (taken, other) = random.chance(50) ? ("1", "0") : ("0", "1")
+                line("%j\(block) =w phi @t\(block) \(taken), @f\(block) \(other)")
+                line("jnz %j\(block), \(label(yes)), \(label(no))")
             }
         }
         writeExit()
