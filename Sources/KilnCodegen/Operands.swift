@@ -94,18 +94,60 @@ extension MachineFunction {
         uses.removeAll { $0 == physical(GPR.rsp) || $0 == physical(GPR.rbp) }
         defs.removeAll { $0 == physical(GPR.rsp) || $0 == physical(GPR.rbp) }
     }
+}
 
-    /// The machine blocks a block's instructions may jump to.
-    func successors(of block: Int) -> [Int] {
-        var result: [Int] = []
-        for instruction in blocks[block] {
-            switch instruction.op {
-            case .jmp(let target), .jcc(_, let target):
-                if !result.contains(Int(target)) { result.append(Int(target)) }
-            default:
-                break
+/// Every instruction's reads and writes, computed once per function: liveness, interval
+/// building and resolution all read it, instead of decoding each instruction again.
+///
+/// Instructions are numbered in layout order (block 0's first is 0). Instruction i reads
+/// `registers[start[i] ..< split[i]]` and writes `registers[split[i] ..< start[i + 1]]`.
+struct OperandTable {
+    var start: [Int32]
+    var split: [Int32]
+    var registers: [Reg]
+    /// Where each block's instructions start; one more entry than blocks.
+    var blockStart: [Int32]
+    /// For each register moved to or from another by a plain `mov`, the first such partner
+    /// (a hint that both may share a register), or -1.
+    var hints: [Reg]
+
+    init(_ machine: MachineFunction, registerCount: Int) {
+        var count = 0
+        var blockStart: [Int32] = []
+        blockStart.reserveCapacity(machine.blocks.count + 1)
+        for block in machine.blocks {
+            blockStart.append(Int32(count))
+            count += block.count
+        }
+        blockStart.append(Int32(count))
+        self.blockStart = blockStart
+        start = []
+        split = []
+        start.reserveCapacity(count + 1)
+        split.reserveCapacity(count)
+        registers = []
+        registers.reserveCapacity(count * 3)
+        hints = [Reg](repeating: -1, count: registerCount)
+        var uses: [Reg] = [], defs: [Reg] = []
+        for block in machine.blocks {
+            for instruction in block {
+                machine.registers(of: instruction, uses: &uses, defs: &defs)
+                start.append(Int32(registers.count))
+                registers.append(contentsOf: uses)
+                split.append(Int32(registers.count))
+                registers.append(contentsOf: defs)
+                if case .mov = instruction.op, case .reg(let to) = instruction.a, case .reg(let from) = instruction.b {
+                    if hints[Int(to)] < 0 { hints[Int(to)] = from }
+                    if hints[Int(from)] < 0 { hints[Int(from)] = to }
+                }
             }
         }
-        return result
+        start.append(Int32(registers.count))
     }
+
+    /// The number of instructions.
+    var count: Int { split.count }
+
+    @inline(__always) func uses(_ instruction: Int) -> Range<Int> { Int(start[instruction])..<Int(split[instruction]) }
+    @inline(__always) func defs(_ instruction: Int) -> Range<Int> { Int(split[instruction])..<Int(start[instruction + 1]) }
 }
