@@ -88,6 +88,9 @@ struct LinearScan {
     var blockStarts: [Int32] = []
     /// Whether a split may not fall just before instruction i (a jump after a conditional jump).
     var noSplitBefore: [Bool] = []
+    /// The pseudo-register whose interval is every call's write position: the caller-saved
+    /// registers are busy there.
+    var callRegister: Reg = 0
 
     init(_ machine: MachineFunction) {
         self.machine = machine
@@ -114,12 +117,14 @@ struct LinearScan {
         noSplitBefore = noSplit
         blockStarts = operands.blockStart.map { 2 * $0 }
         store = LinearScan.buildIntervals(machine, operands, liveness, blockStarts, registerCount: registerCount)
+        callRegister = Reg(registerCount)
     }
 
     /// Intervals by one backward walk over the blocks.
     static func buildIntervals(_ machine: MachineFunction, _ operands: OperandTable, _ liveness: MachineLiveness,
                                _ blockStarts: [Int32], registerCount: Int) -> IntervalStore {
-        var builder = IntervalBuilder(registerCount: registerCount, expectedRanges: operands.registers.count)
+        var builder = IntervalBuilder(registerCount: registerCount + 1, expectedRanges: operands.registers.count)
+        for call in operands.calls.reversed() { builder.define(registerCount, at: 2 * call + 1) }
         for block in stride(from: machine.blocks.count - 1, through: 0, by: -1) {
             let from = blockStarts[block], to = blockStarts[block + 1]
             for register in liveness.liveOut[block] { builder.add(register, from, to) }
@@ -147,6 +152,10 @@ struct LinearScan {
     static let gprCandidates: [Reg] = ([GPR.rax, .rcx, .rdx, .rsi, .rdi, .r8, .r9] + calleeSavedGPRs).map { physical($0) }
     static let xmmCandidates: [Reg] = XMM.allCases.filter { $0 != scratchXMM1 && $0 != scratchXMM2 }.map { physical($0) }
     static let isCalleeSaved: [Bool] = (0..<32).map { register in calleeSavedGPRs.contains { physical($0) == Reg(register) } }
+    /// Whether a call may clobber the register (among those the allocator hands out).
+    static let isCallerSaved: [Bool] = (0..<32).map { register in
+        register >= 16 || callerSavedGPRs.contains { physical($0) == Reg(register) }
+    }
     static let isAllocatable: [Bool] = (0..<32).map { register in
         gprCandidates.contains(Reg(register)) || xmmCandidates.contains(Reg(register))
     }
@@ -207,6 +216,8 @@ struct LinearScan {
             store.isLive(register) ? Piece.whole(Reg(register), store)
                 : Piece(register: Reg(register), low: 0, high: 0, start: 0, end: 0)
         }
+        let callPositions = store.isLive(Int(callRegister)) ? Piece.whole(callRegister, store)
+            : Piece(register: callRegister, low: 0, high: 0, start: 0, end: 0)
 
         func spill(_ piece: Piece) {
             let index = Int(piece.register - firstVirtual)
@@ -267,9 +278,13 @@ struct LinearScan {
 
             let bank = machine.bank(current.register)
             let candidates = LinearScan.candidates(bank)
-            // How long each register stays free for this piece.
+            // How long each register stays free for this piece: until its fixed uses, and for a
+            // caller-saved register until the first call the piece spans.
+            let firstCall = callPositions.firstIntersection(with: current, store) ?? Int32.max
             for register in candidates {
-                freeUntil[Int(register)] = fixed[Int(register)].firstIntersection(with: current, store) ?? Int32.max
+                var limit = fixed[Int(register)].firstIntersection(with: current, store) ?? Int32.max
+                if LinearScan.isCallerSaved[Int(register)] { limit = min(limit, firstCall) }
+                freeUntil[Int(register)] = limit
                 blockedByInactive[Int(register)] = false
             }
             for holder in active { freeUntil[Int(holder.register)] = min(freeUntil[Int(holder.register)], position) }
@@ -312,6 +327,7 @@ struct LinearScan {
             for (index, holder) in active.enumerated() where bankOfPhysical(holder.register) == bank
                 && holder.piece.end > end
                 && fixed[Int(holder.register)].firstIntersection(with: current, store) == nil
+                && !(LinearScan.isCallerSaved[Int(holder.register)] && firstCall != Int32.max)
                 && !blockedByInactive[Int(holder.register)]
                 && holder.piece.start < position {
                 if victim == nil || holder.piece.end > active[victim!].piece.end { victim = index }

@@ -31,9 +31,11 @@ struct MachineLiveness {
         edgeTo.reserveCapacity(blockCount * 2)
         for block in 0..<blockCount {
             var first: Int32 = -1
-            for instruction in machine.blocks[block] {
+            // Jumps end a block: at most `jcc; jcc; jmp`.
+            let instructions = machine.blocks[block]
+            for position in max(0, instructions.count - 3)..<instructions.count {
                 let target: Int32
-                switch instruction.op {
+                switch instructions[position].op {
                 case .jmp(let to), .jcc(_, let to): target = to
                 default: continue
                 }

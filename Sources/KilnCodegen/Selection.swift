@@ -309,13 +309,14 @@ struct Selector {
         let instruction = function.instructions[Int(defining)]
         guard instruction.cls == .l, instruction.arg0.isTemp, let constant = constant(instruction.arg1),
               constant.kind == .bits else { return nil }
-        let scales: [UInt64: Scale]
-        switch instruction.op {
-        case .mul: scales = [1: .x1, 2: .x2, 4: .x4, 8: .x8]
-        case .shl: scales = [0: .x1, 1: .x2, 2: .x4, 3: .x8]
+        let scale: Scale
+        switch (instruction.op, constant.bits) {
+        case (.mul, 1), (.shl, 0): scale = .x1
+        case (.mul, 2), (.shl, 1): scale = .x2
+        case (.mul, 4), (.shl, 2): scale = .x4
+        case (.mul, 8), (.shl, 3): scale = .x8
         default: return nil
         }
-        guard let scale = scales[constant.bits] else { return nil }
         return (instruction.arg0.index, scale)
     }
 }

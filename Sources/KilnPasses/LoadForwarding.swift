@@ -56,7 +56,7 @@ public func forwardLoads(_ function: inout Function) {
 /// The same, sharing the control flow with the passes before it (computed if absent; the
 /// graph does not change).
 func forwardLoads(_ function: inout Function, flow: inout ControlFlow?) {
-    guard !function.blocks.isEmpty else { return }
+    guard !function.blocks.isEmpty, function.instructions.contains(where: { $0.op.isLoad }) else { return }
     if flow == nil { flow = ControlFlow(function, dominators: false) }
     var forwarder = LoadForwarder(function, flow!)
     forwarder.run()

@@ -43,7 +43,10 @@ import KilnIL
 
 /// Threads jumps through blocks that only branch on a phi of constants.
 public func threadJumps(_ function: inout Function) {
-    guard function.blocks.count > 2 else { return }
+    // Only a block without instructions can be skipped: most functions have none to look at.
+    guard function.blocks.count > 2,
+          function.blocks.dropFirst().contains(where: { $0.instructionCount == 0 && ($0.jump.kind == .jmp || $0.jump.kind == .jnz) })
+    else { return }
     var threader = Threader(function)
     guard threader.run() else { return }
     threader.rebuild()
