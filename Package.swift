@@ -62,12 +62,13 @@ let package = Package(
         ),
         // Mutation fuzzer of the whole crate-file loading path (scripts/fuzz-loader.sh).
         .executableTarget(name: "kiln-fuzz", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnTooling"]),
-        // Generated IL of chosen shapes and sizes: growth of compile time (kiln-bench growth, tests).
-        .target(name: "KilnShapes"),
+        // Generated IL: shapes of chosen sizes (growth of compile time), random programs and a
+        // reference interpreter for them (kiln-bench growth and differential, tests).
+        .target(name: "KilnShapes", dependencies: ["KilnIL"]),
         // Benchmark harness: prints its figures, never part of the test suite.
         .executableTarget(name: "kiln-bench", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnShapes"]),
         .testTarget(name: "KilnILTests", dependencies: ["KilnIL"], resources: [.copy("Inputs")]),
-        .testTarget(name: "KilnPassesTests", dependencies: ["KilnIL", "KilnPasses"]),
+        .testTarget(name: "KilnPassesTests", dependencies: ["KilnIL", "KilnPasses", "KilnShapes"]),
         .testTarget(name: "KilnCodegenTests", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnShapes"]),
         .testTarget(name: "KilnX64Tests", dependencies: ["KilnX64"]),
         .testTarget(name: "KilnCodeTests", dependencies: ["KilnCode", "KilnIL", "KilnCodegen"]),

@@ -7,17 +7,17 @@
 // that register is fixed (an argument being passed, rax:rdx in a division, a
 // register a call clobbers).
 //
-// Instructions are numbered in layout order, two positions each: reads happen
-// at the even position, writes at the odd one. An interval is a sorted list of
-// half-open ranges; the gaps are lifetime holes, where another interval may use
-// the same register. Physical registers get intervals too and are never moved.
+// Intervals (Intervals.swift) come from one backward walk over the blocks
+// with the liveness of Liveness.swift; physical registers get intervals too
+// and are never moved. Pieces of intervals wait in a heap ordered by start.
 //
 // Splitting: when a register is free only for a prefix of an interval, the
 // prefix gets it and the rest goes back to the queue; when none is free, the
 // part up to the next use is spilled and the rest goes back to the queue, so a
 // value lives in a stack slot across a call and in a register around its uses.
 // Splits fall on instruction boundaries (even positions), so an instruction
-// sees one location for each operand. Resolution (Allocation+Resolution.swift)
+// sees one location for each operand, and never between a block's
+// conditional jumps and its last jump. Resolution (Allocation+Resolution.swift)
 // then inserts the copies between the pieces: inside blocks at the split, and
 // on the edges where a value's location differs across the edge.
 
@@ -30,111 +30,6 @@ enum Location: Equatable {
     case spill(Int32)
 }
 
-/// Half-open ranges of positions, sorted and disjoint.
-struct Interval {
-    var ranges: [(start: Int32, end: Int32)] = []
-
-    var start: Int32 { ranges.first?.start ?? Int32.max }
-    var end: Int32 { ranges.last?.end ?? Int32.min }
-
-    /// Adds a range during the backward walk. While intervals are built, `ranges` is kept
-    /// in decreasing order (ranges arrive in decreasing order, so this appends);
-    /// `finishBuilding` puts it in increasing order.
-    mutating func add(_ start: Int32, _ end: Int32) {
-        guard start < end else { return }
-        if let last = ranges.last, end >= last.start {
-            ranges[ranges.count - 1] = (min(start, last.start), max(end, last.end))
-        } else {
-            ranges.append((start, end))
-        }
-    }
-
-    /// Cuts the earliest range to start at `position` (a definition), during the backward walk.
-    mutating func define(at position: Int32) {
-        if ranges.isEmpty || ranges[ranges.count - 1].start > position {
-            ranges.append((position, position + 1))
-        } else {
-            ranges[ranges.count - 1].start = position
-        }
-    }
-
-    mutating func finishBuilding() { ranges.reverse() }
-
-    func covers(_ position: Int32) -> Bool {
-        let index = firstRange(endingAfter: position)
-        return index < ranges.count && ranges[index].start <= position
-    }
-
-    /// The part before `position` and the part from it on.
-    func split(at position: Int32) -> (Interval, Interval) {
-        var head = Interval(), tail = Interval()
-        for range in ranges {
-            if range.end <= position {
-                head.ranges.append(range)
-            } else if range.start >= position {
-                tail.ranges.append(range)
-            } else {
-                head.ranges.append((range.start, position))
-                tail.ranges.append((position, range.end))
-            }
-        }
-        return (head, tail)
-    }
-
-    /// The index of the first range that ends after `position` (binary search).
-    func firstRange(endingAfter position: Int32) -> Int {
-        var low = 0, high = ranges.count
-        while low < high {
-            let middle = (low + high) / 2
-            if ranges[middle].end <= position { low = middle + 1 } else { high = middle }
-        }
-        return low
-    }
-
-    /// The first position both intervals cover, if any. Both sides skip, by binary search,
-    /// the ranges that end before the other starts: fixed intervals of registers that calls
-    /// clobber have a range per call.
-    func firstIntersection(with other: Interval) -> Int32? {
-        guard let first = ranges.first, let otherFirst = other.ranges.first else { return nil }
-        var i = firstRange(endingAfter: otherFirst.start)
-        var j = other.firstRange(endingAfter: first.start)
-        while i < ranges.count && j < other.ranges.count {
-            let a = ranges[i], b = other.ranges[j]
-            let start = max(a.start, b.start)
-            if start < min(a.end, b.end) { return start }
-            if a.end <= b.end { i += 1 } else { j += 1 }
-        }
-        return nil
-    }
-}
-
-/// The result of allocation.
-struct Allocation {
-    /// For each virtual register, its pieces: from which position on it lives where, sorted.
-    /// A piece starts at an even position (an instruction boundary), even when its first
-    /// event is a definition at the odd one, so each instruction sees one location.
-    var pieces: [[(start: Int32, location: Location)]]
-    var spillSlotCount: Int32
-    var usedCalleeSaved: [GPR]
-    /// Copies to make before the instruction with this global index.
-    var movesBefore: [Int: [LocationMove]] = [:]
-    /// Copies to make when entering a block (before its first instruction).
-    var movesAtEntry: [Int: [LocationMove]] = [:]
-
-    /// Where a virtual register lives at an instruction (position 2 * global index).
-    func location(_ register: Reg, at position: Int32) -> Location {
-        let list = pieces[Int(register - firstVirtual)]
-        guard let first = list.first else { return .spill(-1) }
-        // The last piece that starts at or before `position` (the first one if none does).
-        var low = 0, high = list.count
-        while low < high {
-            let middle = (low + high) / 2
-            if list[middle].start <= position { low = middle + 1 } else { high = middle }
-        }
-        return low == 0 ? first.location : list[low - 1].location
-    }
-}
-
 /// A copy between two places a value lives.
 struct LocationMove: Equatable {
     var from: Location
@@ -142,72 +37,114 @@ struct LocationMove: Equatable {
     var isFloat: Bool
 }
 
-/// A part of a virtual register's interval waiting for a location.
-struct Piece {
-    var register: Reg
-    var interval: Interval
+/// The result of allocation.
+struct Allocation {
+    /// Virtual register v's pieces, by increasing start: from which position on it lives where,
+    /// `pieceStart[pieceFirst[v] ..< pieceFirst[v + 1]]` with `pieceLocation`. A piece starts at
+    /// an even position (an instruction boundary), even when its first event is a definition
+    /// at the odd one, so each instruction sees one location.
+    var pieceFirst: [Int32]
+    var pieceStart: [Int32]
+    var pieceLocation: [Location]
+    var spillSlotCount: Int32
+    var usedCalleeSaved: [GPR]
+    /// Copies, keyed by 2 x instruction index (at the entry of the block that starts there)
+    /// or 2 x instruction index + 1 (just before that instruction):
+    /// `moves[moveFirst[key] ..< moveFirst[key + 1]]`.
+    var moveFirst: [Int32]
+    var moves: [LocationMove]
+
+    /// Where a virtual register lives at an instruction (position 2 x instruction index).
+    func location(_ register: Reg, at position: Int32) -> Location {
+        let index = Int(register - firstVirtual)
+        var low = Int(pieceFirst[index]), high = Int(pieceFirst[index + 1])
+        let first = low
+        guard low < high else { return .spill(-1) }
+        // The last piece that starts at or before `position` (the first one if none does).
+        while low < high {
+            let middle = (low + high) / 2
+            if pieceStart[middle] <= position { low = middle + 1 } else { high = middle }
+        }
+        return pieceLocation[low == first ? first : low - 1]
+    }
+
+    /// The copies to make at the entry of the block whose first instruction is `instruction`.
+    func movesAtEntry(_ instruction: Int) -> ArraySlice<LocationMove> {
+        moves[Int(moveFirst[2 * instruction])..<Int(moveFirst[2 * instruction + 1])]
+    }
+
+    /// The copies to make just before `instruction`.
+    func movesBefore(_ instruction: Int) -> ArraySlice<LocationMove> {
+        moves[Int(moveFirst[2 * instruction + 1])..<Int(moveFirst[2 * instruction + 2])]
+    }
 }
 
 struct LinearScan {
     let machine: MachineFunction
-    var intervals: [Interval]
-    var hints: [Reg]
-    /// Positions where each register is read or written, ascending.
-    var usePositions: [[Int32]]
-    /// First position of each block, and one past the last (positions of block b are
-    /// `blockStarts[b] ..< blockStarts[b + 1]`).
+    let operands: OperandTable
+    let liveness: MachineLiveness
+    let store: IntervalStore
+    /// First position of each block, and one past the last.
     var blockStarts: [Int32] = []
-    var liveIn = Adjacency(count: 0)
-    var successors = Adjacency(count: 0)
+    /// Whether a split may not fall just before instruction i (a jump after a conditional jump).
+    var noSplitBefore: [Bool] = []
+    /// The pseudo-register whose interval is every call's write position: the caller-saved
+    /// registers are busy there.
+    var callRegister: Reg = 0
 
     init(_ machine: MachineFunction) {
         self.machine = machine
         let registerCount = Int(firstVirtual) + machine.bankOfVirtual.count
-        intervals = Array(repeating: Interval(), count: registerCount)
-        hints = Array(repeating: -1, count: registerCount)
-        usePositions = Array(repeating: [], count: registerCount)
-        buildIntervals()
-    }
-
-    /// Liveness (Liveness.swift), then intervals by one backward walk over the blocks.
-    mutating func buildIntervals() {
-        let blockCount = machine.blocks.count
-        let registerCount = intervals.count
-        var position: Int32 = 0
+        operands = OperandTable(machine, registerCount: registerCount)
+        liveness = MachineLiveness(machine, operands, registerCount: registerCount)
+        var noSplit = [Bool](repeating: false, count: operands.count)
+        var index = 0
         for block in machine.blocks {
-            blockStarts.append(position)
-            position += Int32(block.count * 2)
-        }
-        blockStarts.append(position)
-        let liveness = MachineLiveness(machine, registerCount: registerCount)
-        liveIn = liveness.liveIn
-        successors = liveness.successors
-        var uses: [Reg] = [], defs: [Reg] = []
-        for block in stride(from: blockCount - 1, through: 0, by: -1) {
-            let from = blockStarts[block], to = blockStarts[block + 1]
-            for register in liveness.liveOut[block] { intervals[register].add(from, to) }
-            var position = to - 2
-            for instruction in machine.blocks[block].reversed() {
-                machine.registers(of: instruction, uses: &uses, defs: &defs)
-                for register in defs {
-                    intervals[Int(register)].define(at: position + 1)
-                    usePositions[Int(register)].append(position + 1)
+            var previousIsConditional = false
+            for instruction in block {
+                switch instruction.op {
+                case .jcc:
+                    noSplit[index] = previousIsConditional
+                    previousIsConditional = true
+                case .jmp:
+                    noSplit[index] = previousIsConditional
+                default:
+                    previousIsConditional = false
                 }
-                for register in uses {
-                    intervals[Int(register)].add(from, position + 1)
-                    usePositions[Int(register)].append(position)
-                }
-                if case .mov = instruction.op, case .reg(let to) = instruction.a, case .reg(let from) = instruction.b {
-                    hints[Int(to)] = from
-                    hints[Int(from)] = to
-                }
-                position -= 2
+                index += 1
             }
         }
-        for index in intervals.indices {
-            intervals[index].finishBuilding()
-            usePositions[index].reverse()
+        noSplitBefore = noSplit
+        blockStarts = operands.blockStart.map { 2 * $0 }
+        store = LinearScan.buildIntervals(machine, operands, liveness, blockStarts, registerCount: registerCount)
+        callRegister = Reg(registerCount)
+    }
+
+    /// Intervals by one backward walk over the blocks.
+    static func buildIntervals(_ machine: MachineFunction, _ operands: OperandTable, _ liveness: MachineLiveness,
+                               _ blockStarts: [Int32], registerCount: Int) -> IntervalStore {
+        var builder = IntervalBuilder(registerCount: registerCount + 1, expectedRanges: operands.registers.count)
+        for call in operands.calls.reversed() { builder.define(registerCount, at: 2 * call + 1) }
+        for block in stride(from: machine.blocks.count - 1, through: 0, by: -1) {
+            let from = blockStarts[block], to = blockStarts[block + 1]
+            for register in liveness.liveOut[block] { builder.add(register, from, to) }
+            var instruction = Int(operands.blockStart[block + 1]) - 1
+            while instruction >= Int(operands.blockStart[block]) {
+                let position = Int32(2 * instruction)
+                for index in operands.defs(instruction) {
+                    let register = Int(operands.registers[index])
+                    builder.define(register, at: position + 1)
+                    builder.use(register, at: position + 1)
+                }
+                for index in operands.uses(instruction) {
+                    let register = Int(operands.registers[index])
+                    builder.add(register, from, position + 1)
+                    builder.use(register, at: position)
+                }
+                instruction -= 1
+            }
         }
+        return builder.finish()
     }
 
     /// Registers the allocator may hand out in a bank, in order of preference: caller-saved
@@ -215,19 +152,15 @@ struct LinearScan {
     static let gprCandidates: [Reg] = ([GPR.rax, .rcx, .rdx, .rsi, .rdi, .r8, .r9] + calleeSavedGPRs).map { physical($0) }
     static let xmmCandidates: [Reg] = XMM.allCases.filter { $0 != scratchXMM1 && $0 != scratchXMM2 }.map { physical($0) }
     static let isCalleeSaved: [Bool] = (0..<32).map { register in calleeSavedGPRs.contains { physical($0) == Reg(register) } }
+    /// Whether a call may clobber the register (among those the allocator hands out).
+    static let isCallerSaved: [Bool] = (0..<32).map { register in
+        register >= 16 || callerSavedGPRs.contains { physical($0) == Reg(register) }
+    }
     static let isAllocatable: [Bool] = (0..<32).map { register in
         gprCandidates.contains(Reg(register)) || xmmCandidates.contains(Reg(register))
     }
 
     static func candidates(_ bank: Bank) -> [Reg] { bank == .gpr ? gprCandidates : xmmCandidates }
-
-    /// The instruction at a position (global index), for checking where splits may fall.
-    func instruction(at position: Int32) -> MInstruction? {
-        let block = self.block(at: position)
-        guard block < machine.blocks.count else { return nil }
-        let index = Int((position - blockStarts[block]) / 2)
-        return index < machine.blocks[block].count ? machine.blocks[block][index] : nil
-    }
 
     /// The block holding a position (binary search over block starts).
     func block(at position: Int32) -> Int {
@@ -240,12 +173,12 @@ struct LinearScan {
     }
 
     /// The latest instruction boundary at or before `position` where copies may go, or nil if
-    /// there is none after `after`. Copies never go between a block's `jcc` and its final `jmp`.
+    /// there is none after `after`.
     func splitPosition(atOrBefore position: Int32, after: Int32) -> Int32? {
         var candidate = position & ~1
         while candidate > after {
-            if case .jmp = instruction(at: candidate)?.op, let previous = instruction(at: candidate - 2),
-               case .jcc = previous.op, blockStarts[block(at: candidate)] != candidate {
+            let instruction = Int(candidate / 2)
+            if instruction < noSplitBefore.count, noSplitBefore[instruction] {
                 candidate -= 2
                 continue
             }
@@ -254,22 +187,10 @@ struct LinearScan {
         return nil
     }
 
-    func firstUse(of register: Reg, atOrAfter position: Int32) -> Int32? {
-        let list = usePositions[Int(register)]
-        var low = 0, high = list.count
-        while low < high {
-            let middle = (low + high) / 2
-            if list[middle] < position { low = middle + 1 } else { high = middle }
-        }
-        return low < list.count ? list[low] : nil
-    }
-
-    /// A piece that holds a register, with the positions where its state next changes.
+    /// A piece that holds a register, with the position where its state next changes.
     struct Holder {
-        /// Index into the store of pieces that got registers.
-        var piece: Int32
+        var piece: Piece
         var register: Reg
-        var end: Int32
         /// Active: where the range covering the current position ends. Inactive: where the
         /// next range starts.
         var next: Int32
@@ -277,21 +198,26 @@ struct LinearScan {
 
     mutating func run() -> Allocation {
         let virtualCount = machine.bankOfVirtual.count
-        var pieces = Array(repeating: [(start: Int32, location: Location)](), count: virtualCount)
+        var assigned: [(register: Int32, start: Int32, location: Location)] = []
         var spillSlot = [Int32](repeating: -1, count: virtualCount)
         var spillSlots: Int32 = 0
         var queue = PieceQueue()
-        for index in 0..<virtualCount where !intervals[Int(firstVirtual) + index].ranges.isEmpty {
-            let register = firstVirtual + Reg(index)
-            queue.push(Piece(register: register, interval: intervals[Int(register)]))
+        for index in 0..<virtualCount where store.isLive(Int(firstVirtual) + index) {
+            queue.push(Piece.whole(firstVirtual + Reg(index), store))
         }
         // Pieces holding a register: active ones cover the current position, inactive ones are
         // in a lifetime hole there. No two active pieces share a register. Each holder caches
         // where its state next changes, so most steps touch nothing but that number.
-        var store: [Piece] = []
         var active: [Holder] = []
         var inactive: [Holder] = []
         var usedCalleeSaved = [Bool](repeating: false, count: 32)
+        var lastRegister = [Reg](repeating: -1, count: virtualCount)
+        let fixed: [Piece] = (0..<Int(firstVirtual)).map { register in
+            store.isLive(register) ? Piece.whole(Reg(register), store)
+                : Piece(register: Reg(register), low: 0, high: 0, start: 0, end: 0)
+        }
+        let callPositions = store.isLive(Int(callRegister)) ? Piece.whole(callRegister, store)
+            : Piece(register: callRegister, low: 0, high: 0, start: 0, end: 0)
 
         func spill(_ piece: Piece) {
             let index = Int(piece.register - firstVirtual)
@@ -299,40 +225,31 @@ struct LinearScan {
                 spillSlot[index] = spillSlots
                 spillSlots += 1
             }
-            pieces[index].append((piece.interval.start & ~1, .spill(spillSlot[index])))
+            assigned.append((Int32(index), piece.start & ~1, .spill(spillSlot[index])))
+            lastRegister[index] = -1
         }
-        func assign(_ piece: Piece, _ register: Reg, at position: Int32) {
-            pieces[Int(piece.register - firstVirtual)].append((position & ~1, .register(register)))
+        func assign(_ piece: Piece, _ register: Reg) {
+            let index = Int(piece.register - firstVirtual)
+            assigned.append((Int32(index), piece.start & ~1, .register(register)))
+            lastRegister[index] = register
             if LinearScan.isCalleeSaved[Int(register)] { usedCalleeSaved[Int(register)] = true }
-            let first = piece.interval.ranges[0]
-            store.append(piece)
-            active.append(Holder(piece: Int32(store.count - 1), register: register, end: piece.interval.end,
-                                 next: first.end))
-        }
-        /// Brings a holder's state up to `position`: nil when its piece has ended, else whether it
-        /// is active there and where that next changes.
-        func advance(_ holder: Holder, to position: Int32) -> (isActive: Bool, next: Int32)? {
-            guard holder.end > position else { return nil }
-            let ranges = store[Int(holder.piece)].interval.ranges
-            let index = store[Int(holder.piece)].interval.firstRange(endingAfter: position)
-            let range = ranges[index]
-            return range.start <= position ? (true, range.end) : (false, range.start)
+            active.append(Holder(piece: piece, register: register, next: piece.rangeEnd(Int(piece.low), store)))
         }
 
         var freeUntil = [Int32](repeating: 0, count: 32)
         var blockedByInactive = [Bool](repeating: false, count: 32)
         while let current = queue.pop() {
-            let interval = current.interval
-            let position = interval.start
+            let position = current.start
+            let end = current.end
             var kept = 0
             for index in active.indices {
                 var holder = active[index]
                 if holder.next > position {
                     active[kept] = holder
                     kept += 1
-                } else if let state = advance(holder, to: position) {
+                } else if let state = holder.piece.state(at: position, store) {
                     holder.next = state.next
-                    if state.isActive {
+                    if state.covers {
                         active[kept] = holder
                         kept += 1
                     } else {
@@ -347,9 +264,9 @@ struct LinearScan {
                 if holder.next > position {
                     inactive[kept] = holder
                     kept += 1
-                } else if let state = advance(holder, to: position) {
+                } else if let state = holder.piece.state(at: position, store) {
                     holder.next = state.next
-                    if state.isActive {
+                    if state.covers {
                         active.append(holder)
                     } else {
                         inactive[kept] = holder
@@ -361,25 +278,24 @@ struct LinearScan {
 
             let bank = machine.bank(current.register)
             let candidates = LinearScan.candidates(bank)
-            // How long each register stays free for this piece.
+            // How long each register stays free for this piece: until its fixed uses, and for a
+            // caller-saved register until the first call the piece spans.
+            let firstCall = callPositions.firstIntersection(with: current, store) ?? Int32.max
             for register in candidates {
-                freeUntil[Int(register)] = intervals[Int(register)].firstIntersection(with: interval) ?? Int32.max
+                var limit = fixed[Int(register)].firstIntersection(with: current, store) ?? Int32.max
+                if LinearScan.isCallerSaved[Int(register)] { limit = min(limit, firstCall) }
+                freeUntil[Int(register)] = limit
                 blockedByInactive[Int(register)] = false
             }
             for holder in active { freeUntil[Int(holder.register)] = min(freeUntil[Int(holder.register)], position) }
-            let end = interval.end
             for holder in inactive where holder.next < end && bankOfPhysical(holder.register) == bank {
-                if let meet = store[Int(holder.piece)].interval.firstIntersection(with: interval) {
+                if let meet = holder.piece.firstIntersection(with: current, store) {
                     freeUntil[Int(holder.register)] = min(freeUntil[Int(holder.register)], meet)
                     blockedByInactive[Int(holder.register)] = true
                 }
             }
-            var hint = hints[Int(current.register)]
-            if hint >= firstVirtual {
-                let hinted = pieces[Int(hint - firstVirtual)]
-                hint = -1
-                if let last = hinted.last, case .register(let register) = last.location { hint = register }
-            }
+            var hint = operands.hints[Int(current.register)]
+            if hint >= firstVirtual { hint = lastRegister[Int(hint - firstVirtual)] }
             var choice = candidates[0]
             for register in candidates where freeUntil[Int(register)] > freeUntil[Int(choice)] { choice = register }
             if hint >= 0, hint < 32, bankOfPhysical(hint) == bank, LinearScan.isAllocatable[Int(hint)],
@@ -387,53 +303,77 @@ struct LinearScan {
                 choice = hint
             }
             if freeUntil[Int(choice)] >= end {
-                assign(current, choice, at: position)
+                assign(current, choice)
                 continue
             }
             if let split = splitPosition(atOrBefore: freeUntil[Int(choice)], after: position) {
                 // The register is free for a prefix: take it, queue the rest.
-                let (head, tail) = interval.split(at: split)
-                assign(Piece(register: current.register, interval: head), choice, at: position)
-                if !tail.ranges.isEmpty { queue.push(Piece(register: current.register, interval: tail)) }
+                let (head, tail) = current.split(at: split, store)
+                assign(head, choice)
+                if !tail.isEmpty { queue.push(tail) }
                 continue
             }
             // No register free here. If the next use is later, live in the stack slot until then.
-            if let use = firstUse(of: current.register, atOrAfter: position + 1),
+            if let use = store.firstUse(of: Int(current.register), atOrAfter: position + 1),
                let split = splitPosition(atOrBefore: use, after: position) {
-                let (head, tail) = interval.split(at: split)
-                spill(Piece(register: current.register, interval: head))
-                if !tail.ranges.isEmpty { queue.push(Piece(register: current.register, interval: tail)) }
+                let (head, tail) = current.split(at: split, store)
+                spill(head)
+                if !tail.isEmpty { queue.push(tail) }
                 continue
             }
             // Used right here: take the register of the active piece that ends last, which
             // moves to its stack slot for the rest of its life.
             var victim: Int?
             for (index, holder) in active.enumerated() where bankOfPhysical(holder.register) == bank
-                && holder.end > end
-                && intervals[Int(holder.register)].firstIntersection(with: interval) == nil
+                && holder.piece.end > end
+                && fixed[Int(holder.register)].firstIntersection(with: current, store) == nil
+                && !(LinearScan.isCallerSaved[Int(holder.register)] && firstCall != Int32.max)
                 && !blockedByInactive[Int(holder.register)]
-                && store[Int(holder.piece)].interval.start < position {
-                if victim == nil || holder.end > active[victim!].end { victim = index }
+                && holder.piece.start < position {
+                if victim == nil || holder.piece.end > active[victim!].piece.end { victim = index }
             }
             if let victimIndex = victim,
-               let split = splitPosition(atOrBefore: position, after: store[Int(active[victimIndex].piece)].interval.start) {
+               let split = splitPosition(atOrBefore: position, after: active[victimIndex].piece.start) {
                 let holder = active.remove(at: victimIndex)
-                let victimPiece = store[Int(holder.piece)]
-                let (head, tail) = victimPiece.interval.split(at: split)
-                store[Int(holder.piece)] = Piece(register: victimPiece.register, interval: head)
-                active.append(Holder(piece: holder.piece, register: holder.register, end: head.end,
-                                     next: min(holder.next, head.end)))
-                spill(Piece(register: victimPiece.register, interval: tail))
-                assign(current, holder.register, at: position)
+                let (head, tail) = holder.piece.split(at: split, store)
+                active.append(Holder(piece: head, register: holder.register, next: min(holder.next, head.end)))
+                spill(tail)
+                assign(current, holder.register)
                 continue
             }
             spill(current)
         }
-        for index in pieces.indices { pieces[index].sort { $0.start < $1.start } }
         let saved = calleeSavedGPRs.filter { usedCalleeSaved[Int(physical($0))] }
-        var allocation = Allocation(pieces: pieces, spillSlotCount: spillSlots, usedCalleeSaved: saved)
+        var allocation = Allocation(assigned, virtualCount: virtualCount, spillSlotCount: spillSlots,
+                                    usedCalleeSaved: saved, instructionCount: operands.count)
         resolve(&allocation)
         return allocation
+    }
+}
+
+extension Allocation {
+    /// The pieces laid out by register (each register's pieces were assigned in order of start).
+    init(_ assigned: [(register: Int32, start: Int32, location: Location)], virtualCount: Int,
+         spillSlotCount: Int32, usedCalleeSaved: [GPR], instructionCount: Int) {
+        var first = [Int32](repeating: 0, count: virtualCount + 1)
+        for piece in assigned { first[Int(piece.register) + 1] += 1 }
+        for index in 0..<virtualCount { first[index + 1] += first[index] }
+        var next = first
+        var starts = [Int32](repeating: 0, count: assigned.count)
+        var locations = [Location](repeating: .spill(-1), count: assigned.count)
+        for piece in assigned {
+            let slot = Int(next[Int(piece.register)])
+            starts[slot] = piece.start
+            locations[slot] = piece.location
+            next[Int(piece.register)] += 1
+        }
+        pieceFirst = first
+        pieceStart = starts
+        pieceLocation = locations
+        self.spillSlotCount = spillSlotCount
+        self.usedCalleeSaved = usedCalleeSaved
+        moveFirst = [Int32](repeating: 0, count: 2 * instructionCount + 1)
+        moves = []
     }
 }
 
@@ -442,9 +382,8 @@ struct LinearScan {
 struct PieceQueue {
     var heap: [Piece] = []
 
-    static func precedes(_ a: Piece, _ b: Piece) -> Bool {
-        let (x, y) = (a.interval.start, b.interval.start)
-        return x != y ? x < y : a.register < b.register
+    @inline(__always) static func precedes(_ a: Piece, _ b: Piece) -> Bool {
+        a.start != b.start ? a.start < b.start : a.register < b.register
     }
 
     mutating func push(_ piece: Piece) {

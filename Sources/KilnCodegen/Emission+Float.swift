@@ -154,7 +154,7 @@ extension Emitter {
     }
 
     /// The copies the allocator asks for between pieces of split intervals.
-    mutating func emitLocationMoves(_ moves: [LocationMove]) throws {
+    mutating func emitLocationMoves(_ moves: ArraySlice<LocationMove>) throws {
         try emitPending(moves.map {
             PendingMove(destination: cell($0.to), source: .none, sourceCell: cell($0.from), isFloat: $0.isFloat)
         })

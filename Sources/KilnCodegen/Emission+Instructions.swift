@@ -160,7 +160,8 @@ extension Emitter {
         if case .target(let target, let addend) = instruction.b {
             // The 32-bit offset of thread-local data: an off32 relocation on the immediate.
             try writeGPR(instruction.a, .b32) { buffer, register in buffer.mov(.b32, register, imm: 0x7fff_fff0) }
-            relocations.append(Relocation(offset: UInt32(buffer.count - 4), kind: .offset32, target: target, addend: addend))
+            relocations.append(Relocation(offset: UInt32(buffer.count - 4), kind: .offset32, target: machine.targets[Int(target)],
+                                          addend: addend))
             return
         }
         let destination = try place(instruction.a)
@@ -223,8 +224,8 @@ extension Emitter {
         switch instruction.a {
         case .target(let target, _):
             let site = buffer.call(rel32: 0)
-            relocations.append(Relocation(offset: UInt32(site.offset), kind: .pcRelative32, target: target,
-                                          addend: Int64(site.pcRelativeAddend)))
+            relocations.append(Relocation(offset: UInt32(site.offset), kind: .pcRelative32,
+                                          target: machine.targets[Int(target)], addend: Int64(site.pcRelativeAddend)))
         default:
             switch try place(instruction.a) {
             case .gpr(let register): buffer.call(register)

@@ -107,8 +107,12 @@ struct Emitter: ~Copyable {
                 let global = firstIndex[index] + position
                 currentPosition = Int32(2 * global)
                 freeScratch = [scratchGPR1, scratchGPR2]
-                if position == 0, let moves = allocation.movesAtEntry[index] { try emitLocationMoves(moves) }
-                if let moves = allocation.movesBefore[global] { try emitLocationMoves(moves) }
+                if position == 0 {
+                    let moves = allocation.movesAtEntry(global)
+                    if !moves.isEmpty { try emitLocationMoves(moves) }
+                }
+                let moves = allocation.movesBefore(global)
+                if !moves.isEmpty { try emitLocationMoves(moves) }
                 if instruction.location != lastLocation, instruction.location != .none {
                     lastLocation = instruction.location
                     lineTable.append((UInt32(buffer.count), instruction.location.offset))
@@ -146,8 +150,8 @@ struct Emitter: ~Copyable {
     func isEmpty(_ index: Int, firstIndex: Int) -> Int? {
         let block = machine.blocks[index]
         guard let last = block.last, case .jmp(let target) = last.op, block.count <= 2,
-              allocation.movesAtEntry[index] == nil else { return nil }
-        for position in 0..<block.count where allocation.movesBefore[firstIndex + position] != nil { return nil }
+              allocation.movesAtEntry(firstIndex).isEmpty else { return nil }
+        for position in 0..<block.count where !allocation.movesBefore(firstIndex + position).isEmpty { return nil }
         if block.count == 2 {
             guard case .parallelMove(let moves) = block[0].op else { return nil }
             let at = Int32(2 * firstIndex)
@@ -239,7 +243,7 @@ struct Emitter: ~Copyable {
     mutating func memory(_ operand: MMem) throws -> Memory {
         switch operand.base {
         case .target(let target):
-            pendingTarget = (target, Int64(operand.displacement))
+            pendingTarget = (machine.targets[Int(target)], Int64(operand.displacement))
             return .rip(0)
         case .pool(let index):
             return .rip(poolLabels[Int(index)], offset: operand.displacement)

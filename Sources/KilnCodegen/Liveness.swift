@@ -1,9 +1,10 @@
 // Liveness of the machine function's registers, block by block.
 //
-// Requires: a machine function from selection (virtual registers may be
-// written more than once: two-address forms, phi copies in each predecessor).
+// Requires: a machine function from selection and its operand table
+// (virtual registers may be written more than once: two-address forms, phi
+// copies in each predecessor).
 // Provides: for each block, the registers live on entry and on exit, each
-// list in increasing register order; every instruction's reads and writes.
+// list in increasing register order; successors and predecessors.
 //
 // Computed one register at a time: from the blocks that read it before
 // writing it, backwards over predecessors until a block that writes it. The
@@ -23,13 +24,26 @@ struct MachineLiveness {
     var successors: Adjacency
     var predecessors: Adjacency
 
-    init(_ machine: MachineFunction, registerCount: Int) {
+    init(_ machine: MachineFunction, _ operands: OperandTable, registerCount: Int) {
         let blockCount = machine.blocks.count
         var edgeFrom: [Int32] = [], edgeTo: [Int32] = []
+        edgeFrom.reserveCapacity(blockCount * 2)
+        edgeTo.reserveCapacity(blockCount * 2)
         for block in 0..<blockCount {
-            for successor in machine.successors(of: block) {
+            var first: Int32 = -1
+            // Jumps end a block: at most `jcc; jcc; jmp`.
+            let instructions = machine.blocks[block]
+            for position in max(0, instructions.count - 3)..<instructions.count {
+                let target: Int32
+                switch instructions[position].op {
+                case .jmp(let to), .jcc(_, let to): target = to
+                default: continue
+                }
+                // A block ends in at most `jcc; jmp` (floats: `jcc; jcc; jmp`): few targets.
+                if target == first || (edgeFrom.last == Int32(block) && edgeTo.last == target) { continue }
+                if first < 0 { first = target }
                 edgeFrom.append(Int32(block))
-                edgeTo.append(Int32(successor))
+                edgeTo.append(target)
             }
         }
         successors = Adjacency(count: blockCount, nodes: edgeFrom, items: edgeTo)
@@ -40,19 +54,21 @@ struct MachineLiveness {
         var lastRead = [Int32](repeating: -1, count: registerCount)
         var writeRegisters: [Int32] = [], writeBlocks: [Int32] = []
         var readRegisters: [Int32] = [], readBlocks: [Int32] = []
-        var uses: [Reg] = [], defs: [Reg] = []
-        for (index, block) in machine.blocks.enumerated() {
-            let here = Int32(index)
-            for instruction in block {
-                machine.registers(of: instruction, uses: &uses, defs: &defs)
-                for register in uses where lastWrite[Int(register)] != here && lastRead[Int(register)] != here {
-                    lastRead[Int(register)] = here
-                    readRegisters.append(register)
+        for block in 0..<blockCount {
+            let here = Int32(block)
+            for instruction in Int(operands.blockStart[block])..<Int(operands.blockStart[block + 1]) {
+                for index in operands.uses(instruction) {
+                    let register = Int(operands.registers[index])
+                    guard lastWrite[register] != here, lastRead[register] != here else { continue }
+                    lastRead[register] = here
+                    readRegisters.append(Int32(register))
                     readBlocks.append(here)
                 }
-                for register in defs where lastWrite[Int(register)] != here {
-                    lastWrite[Int(register)] = here
-                    writeRegisters.append(register)
+                for index in operands.defs(instruction) {
+                    let register = Int(operands.registers[index])
+                    guard lastWrite[register] != here else { continue }
+                    lastWrite[register] = here
+                    writeRegisters.append(Int32(register))
                     writeBlocks.append(here)
                 }
             }

@@ -33,8 +33,8 @@ let firstVirtual: Reg = 32
 enum MBase: Equatable {
     /// A register (virtual or physical).
     case reg(Reg)
-    /// rip-relative to a relocation target (module data, slots).
-    case target(RelocationTarget)
+    /// rip-relative to a relocation target (module data, slots): an index of `MachineFunction.targets`.
+    case target(Int32)
     /// rip-relative to an entry of the function's constant pool.
     case pool(Int32)
     /// A frame object (a stack slot made by `alloc` or by the ABI), rbp-relative.
@@ -59,9 +59,9 @@ enum MOperand: Equatable {
     case reg(Reg)
     case imm(Int64)
     case mem(MMem)
-    /// A relocation target: a direct call target (rel32), or as a move source the 32-bit
-    /// offset of thread-local data (off32).
-    case target(RelocationTarget, Int64)
+    /// A relocation target (an index of `MachineFunction.targets`): a direct call target
+    /// (rel32), or as a move source the 32-bit offset of thread-local data (off32).
+    case target(Int32, Int64)
 
     var register: Reg? { if case .reg(let r) = self { r } else { nil } }
 }
@@ -160,6 +160,10 @@ struct MachineFunction {
     var calls: [CallInfo] = []
     var moves: [[(destination: Reg, source: MOperand)]] = []
     var frameObjects: [FrameObject] = []
+    /// The relocation targets the instructions name, each once. Instructions hold indices, so
+    /// a machine instruction is plain data that copies without reference counting.
+    var targets: [RelocationTarget] = []
+    var targetIndex: [RelocationTarget: Int32] = [:]
     /// Constant pool entries (8 or 16 bytes each, 16-byte aligned) read rip-relative.
     var pool: [[UInt8]] = []
     /// Where each pool entry is (looked up, never iterated: the pool's order is first use).
@@ -187,6 +191,14 @@ struct MachineFunction {
     mutating func newFrameObject(size: Int, alignment: Int) -> Int32 {
         frameObjects.append(FrameObject(size: max(size, 1), alignment: max(alignment, 1)))
         return Int32(frameObjects.count - 1)
+    }
+
+    /// The index of a relocation target in `targets`, adding it if new.
+    mutating func target(_ target: RelocationTarget) -> Int32 {
+        if let index = targetIndex[target] { return index }
+        targets.append(target)
+        targetIndex[target] = Int32(targets.count - 1)
+        return Int32(targets.count - 1)
     }
 
     /// Adds a constant to the pool (deduplicated) and returns its index.

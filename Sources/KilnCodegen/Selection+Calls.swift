@@ -198,8 +198,8 @@ extension Selector {
         var callee: MOperand
         if let constant = constant(call.arg0), constant.kind == .address, !constant.isThreadLocal, constant.bits == 0 {
             switch symbols.target(constant.symbol, in: module) {
-            case .function(let target): callee = .target(.function(target), 0)
-            case .external(let name): callee = .mem(MMem(base: .target(.callSlot(name))))
+            case .function(let target): callee = .target(machine.target(.function(target)), 0)
+            case .external(let name): callee = .mem(MMem(base: .target(machine.target(.callSlot(name)))))
             default: callee = .reg(try integerRegister(call.arg0, .b64))
             }
         } else {

@@ -112,7 +112,7 @@ extension Selector {
             }
             _ = index
         }
-        predecessorCounts = function.predecessors().map(\.count)
+        predecessorCounts = function.predecessorCounts()
         // The machine layout: each IL block, then the blocks that split its outgoing critical
         // edges, so values that flow along an edge live only around it.
         machineBlock = []

@@ -27,7 +27,12 @@ extension Selector {
                 emit(.mov, width, .reg(to), try integerOperand(instruction.arg0, width))
             }
         case .storeb, .storeh, .storew, .storel:
-            let storeWidth: Width = [.storeb: .b8, .storeh: .b16, .storew: .b32, .storel: .b64][op]!
+            let storeWidth: Width = switch op {
+            case .storeb: .b8
+            case .storeh: .b16
+            case .storew: .b32
+            default: .b64
+            }
             let value = try integerOperand(instruction.arg0, storeWidth == .b64 ? .b64 : .b32)
             emit(.mov, storeWidth, .mem(try address(instruction.arg1)), value)
         case .stores, .stored:
@@ -101,7 +106,13 @@ extension Selector {
         let op = instruction.op
         switch op {
         case .add, .sub, .and, .or, .xor:
-            let alu: ALUOperation = [.add: .add, .sub: .sub, .and: .and, .or: .or, .xor: .xor][op]!
+            let alu: ALUOperation = switch op {
+            case .add: .add
+            case .sub: .sub
+            case .and: .and
+            case .or: .or
+            default: .xor
+            }
             let right = try integerOperand(instruction.arg1, width)
             if (op == .add || op == .sub), case .imm(let value) = right, instruction.arg0.isTemp {
                 let displacement = op == .add ? value : -value
@@ -140,7 +151,7 @@ extension Selector {
             emit(.unary(signed ? .idiv : .div), width, .none, .reg(divisor))
             emit(.mov, width, .reg(to), .reg(op == .div || op == .udiv ? rax : rdx))
         case .sar, .shr, .shl:
-            let shift: ShiftOperation = [.sar: .sar, .shr: .shr, .shl: .shl][op]!
+            let shift: ShiftOperation = op == .sar ? .sar : op == .shr ? .shr : .shl
             emit(.mov, width, .reg(to), try integerOperand(instruction.arg0, width))
             if let constant = constant(instruction.arg1), constant.kind == .bits {
                 emit(.shift(shift), width, .reg(to), .imm(Int64(constant.bits & UInt64(width.bits - 1))))
@@ -164,7 +175,12 @@ extension Selector {
             emit(.flogic(.xor), width, .reg(to), .mem(MMem(base: .pool(machine.poolEntry(mask)))))
             return
         }
-        let scalar: ScalarOperation = [.add: .add, .sub: .sub, .mul: .mul, .div: .div][instruction.op]!
+        let scalar: ScalarOperation = switch instruction.op {
+        case .add: .add
+        case .sub: .sub
+        case .mul: .mul
+        default: .div
+        }
         emit(.fmov, width, .reg(to), try floatOperand(instruction.arg0, cls))
         emit(.fop(scalar), width, .reg(to), try floatOperand(instruction.arg1, cls))
     }
@@ -251,7 +267,7 @@ extension Selector {
     }
 
     mutating func selectAlloc(_ instruction: Instruction, _ to: Reg, inStartBlock: Bool) throws {
-        let alignment = [Opcode.alloc4: 4, .alloc8: 8, .alloc16: 16][instruction.op]!
+        let alignment = instruction.op == .alloc4 ? 4 : instruction.op == .alloc8 ? 8 : 16
         if inStartBlock, let constant = constant(instruction.arg0), constant.kind == .bits {
             let object = machine.newFrameObject(size: Int(constant.bits), alignment: alignment)
             frameObjectOfTemp[instruction.to.index] = object

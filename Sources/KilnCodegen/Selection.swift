@@ -184,19 +184,19 @@ struct Selector {
             let info = CallInfo(uses: [physical(GPR.rdi)], results: [physical(GPR.rax)])
             machine.calls.append(info)
             machine.makesCalls = true
-            emit(.mov, .b32, .reg(physical(GPR.rdi)), .target(target, offset))
-            emit(.call(Int32(machine.calls.count - 1)), .b64, .mem(MMem(base: .target(.callSlot("kiln.tls.address")))))
+            emit(.mov, .b32, .reg(physical(GPR.rdi)), .target(machine.target(target), offset))
+            emit(.call(Int32(machine.calls.count - 1)), .b64, .mem(MMem(base: .target(machine.target(.callSlot("kiln.tls.address"))))))
             emit(.mov, .b64, .reg(result), .reg(physical(GPR.rax)))
         case .external(let name):
-            emit(.mov, .b64, .reg(result), .mem(MMem(base: .target(.addressSlot(name)))))
+            emit(.mov, .b64, .reg(result), .mem(MMem(base: .target(machine.target(.addressSlot(name))))))
             if offset != 0 { try addOffset(result, offset) }
         default:
             // A function's address as a value is its callback stub, which never moves.
             let target = target.asValue
             if offset >= Int64(Int32.min) && offset <= Int64(Int32.max) {
-                emit(.lea, .b64, .reg(result), .mem(MMem(base: .target(target), displacement: Int32(offset))))
+                emit(.lea, .b64, .reg(result), .mem(MMem(base: .target(machine.target(target)), displacement: Int32(offset))))
             } else {
-                emit(.lea, .b64, .reg(result), .mem(MMem(base: .target(target))))
+                emit(.lea, .b64, .reg(result), .mem(MMem(base: .target(machine.target(target)))))
                 try addOffset(result, offset)
             }
         }
@@ -252,7 +252,7 @@ struct Selector {
                 switch target {
                 case .function, .data:
                     if offset >= Int64(Int32.min) && offset <= Int64(Int32.max) {
-                        return MMem(base: .target(target.asValue), displacement: Int32(offset))
+                        return MMem(base: .target(machine.target(target.asValue)), displacement: Int32(offset))
                     }
                 default:
                     break
@@ -309,13 +309,14 @@ struct Selector {
         let instruction = function.instructions[Int(defining)]
         guard instruction.cls == .l, instruction.arg0.isTemp, let constant = constant(instruction.arg1),
               constant.kind == .bits else { return nil }
-        let scales: [UInt64: Scale]
-        switch instruction.op {
-        case .mul: scales = [1: .x1, 2: .x2, 4: .x4, 8: .x8]
-        case .shl: scales = [0: .x1, 1: .x2, 2: .x4, 3: .x8]
+        let scale: Scale
+        switch (instruction.op, constant.bits) {
+        case (.mul, 1), (.shl, 0): scale = .x1
+        case (.mul, 2), (.shl, 1): scale = .x2
+        case (.mul, 4), (.shl, 2): scale = .x4
+        case (.mul, 8), (.shl, 3): scale = .x8
         default: return nil
         }
-        guard let scale = scales[constant.bits] else { return nil }
         return (instruction.arg0.index, scale)
     }
 }

@@ -286,23 +286,57 @@ public struct Function: Sendable {
         phiArguments[Int(phi.argumentStart)..<Int(phi.argumentStart + phi.argumentCount)]
     }
 
-    /// The number of predecessors of each block (an edge counted once per jump target).
-    public func predecessors() -> [[BlockID]] {
-        var result = Array(repeating: [BlockID](), count: blocks.count)
-        for (index, block) in blocks.enumerated() {
-            let from = BlockID(index: UInt32(index))
+    /// The predecessors of every block in one flat table: block b's are
+    /// `blocks[start[b] ..< start[b + 1]]`, in block order (an edge counted once per jump).
+    public func predecessorTable() -> (start: [Int32], blocks: [BlockID]) {
+        var start = [Int32](repeating: 0, count: blocks.count + 1)
+        for block in blocks {
             switch block.jump.kind {
             case .jmp:
-                result[Int(block.jump.target.index)].append(from)
+                start[Int(block.jump.target.index)] += 1
             case .jnz:
-                result[Int(block.jump.target.index)].append(from)
-                if block.jump.otherTarget != block.jump.target {
-                    result[Int(block.jump.otherTarget.index)].append(from)
-                }
+                start[Int(block.jump.target.index)] += 1
+                if block.jump.otherTarget != block.jump.target { start[Int(block.jump.otherTarget.index)] += 1 }
             default:
                 break
             }
         }
-        return result
+        // Running sums give each list's end; filling backwards leaves each list's start.
+        var total: Int32 = 0
+        for index in 0..<blocks.count {
+            total += start[index]
+            start[index] = total
+        }
+        start[blocks.count] = total
+        var result = [BlockID](repeating: BlockID(index: 0), count: Int(total))
+        for index in stride(from: blocks.count - 1, through: 0, by: -1) {
+            let jump = blocks[index].jump
+            let from = BlockID(index: UInt32(index))
+            guard jump.kind == .jmp || jump.kind == .jnz else { continue }
+            if jump.kind == .jnz, jump.otherTarget != jump.target {
+                start[Int(jump.otherTarget.index)] -= 1
+                result[Int(start[Int(jump.otherTarget.index)])] = from
+            }
+            start[Int(jump.target.index)] -= 1
+            result[Int(start[Int(jump.target.index)])] = from
+        }
+        return (start, result)
+    }
+
+    /// The number of predecessors of each block (an edge counted once per jump target).
+    public func predecessorCounts() -> [Int] {
+        var counts = [Int](repeating: 0, count: blocks.count)
+        for block in blocks {
+            switch block.jump.kind {
+            case .jmp:
+                counts[Int(block.jump.target.index)] += 1
+            case .jnz:
+                counts[Int(block.jump.target.index)] += 1
+                if block.jump.otherTarget != block.jump.target { counts[Int(block.jump.otherTarget.index)] += 1 }
+            default:
+                break
+            }
+        }
+        return counts
     }
 }

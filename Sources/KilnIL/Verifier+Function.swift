@@ -3,11 +3,19 @@
 extension Verifier {
     func checkFunction(_ function: inout Function) {
         assignClasses(&function)
-        let predecessors = function.predecessors()
-        let none = [Int32](repeating: -1, count: function.blocks.count)
-        var marks = (predecessor: none, seen: none, phi: Int32(-1))
+        // Predecessors matter only for phis; most functions have none.
+        var marks = (predecessor: [Int32](), seen: [Int32](), phi: Int32(-1))
+        var predecessors = (start: [Int32](), blocks: [BlockID]())
+        if !function.phis.isEmpty {
+            predecessors = function.predecessorTable()
+            marks.predecessor = [Int32](repeating: -1, count: function.blocks.count)
+            marks.seen = marks.predecessor
+        }
         for (blockIndex, block) in function.blocks.enumerated() {
-            checkPhis(function, block: blockIndex, predecessors: predecessors[blockIndex], marks: &marks)
+            if block.phiCount > 0 {
+                let list = predecessors.blocks[Int(predecessors.start[blockIndex])..<Int(predecessors.start[blockIndex + 1])]
+                checkPhis(function, block: blockIndex, predecessors: list, marks: &marks)
+            }
             checkInstructions(function, block)
             checkJump(function, block)
         }
@@ -200,7 +208,7 @@ extension Verifier {
     /// Checks each phi of `block` against the block's predecessors. Marks stamped with the
     /// block and the phi keep this linear in the number of arguments (a phi may have a hundred
     /// thousand).
-    func checkPhis(_ function: Function, block: Int, predecessors: [BlockID],
+    func checkPhis(_ function: Function, block: Int, predecessors: ArraySlice<BlockID>,
                    marks: inout (predecessor: [Int32], seen: [Int32], phi: Int32)) {
         let phis = function.blocks[block].phiRange
         guard !phis.isEmpty else { return }

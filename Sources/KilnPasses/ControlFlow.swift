@@ -34,7 +34,12 @@ public struct ControlFlow: Sendable {
     /// a's interval contains b's.
     @usableFromInline let treeEntry: [Int32], treeExit: [Int32]
 
-    public init(_ function: Function) {
+    /// Whether the dominator facts were computed (`init(_:dominators:)`).
+    public let hasDominators: Bool
+
+    /// The facts of `function`; without `dominators`, only edges and orders (the dominator
+    /// properties are then empty).
+    public init(_ function: Function, dominators: Bool = true) {
         let count = function.blocks.count
         var from: [Int32] = [], to: [Int32] = []
         from.reserveCapacity(count * 2)
@@ -88,6 +93,14 @@ public struct ControlFlow: Sendable {
         reversePostorder = order
         postorderRank = rank
 
+        hasDominators = dominators
+        guard dominators else {
+            immediateDominator = []
+            dominatorChildren = Adjacency(count: 0)
+            treeEntry = []
+            treeExit = []
+            return
+        }
         let idom = ControlFlow.dominators(preorder: preorder, parent: parent, number: number,
                                           predecessors: predecessors)
         var dominator = [Int](repeating: -1, count: count)

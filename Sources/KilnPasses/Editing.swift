@@ -98,28 +98,51 @@ extension Function {
 }
 
 /// Finds or adds constants of one function without a linear search per lookup.
+///
+/// A function's constants are distinct (the parser stores each once, and every pass adds
+/// them through a pool), so a constant operand's index is its identity. The table is built
+/// on the first lookup, with a cheap multiplicative hash (hashing every constant through
+/// Swift's `Hasher` in every pass cost more than the passes' own work).
 struct ConstantPool {
-    private var indexOf: [Constant: UInt32] = [:]
+    /// Open addressing: constant index + 1, 0 for an empty slot.
+    private var slots: [UInt32] = []
 
-    init(_ function: Function) {
-        for (index, constant) in function.constants.enumerated() where indexOf[constant] == nil {
-            indexOf[constant] = UInt32(index)
+    init(_ function: Function) {}
+
+    @inline(__always) static func hash(_ constant: Constant) -> Int {
+        var value = constant.bits &* 0x9E37_79B9_7F4A_7C15
+        value ^= UInt64(constant.symbol.index) &* 0xC2B2_AE3D_27D4_EB4F
+        value ^= UInt64(constant.kind.rawValue) | UInt64(constant.floatKind.rawValue) << 2
+            | (constant.isThreadLocal ? 16 : 0) | (constant.isExtern ? 32 : 0) | (constant.isUndefined ? 64 : 0)
+        return Int(truncatingIfNeeded: value ^ (value >> 31))
+    }
+
+    private mutating func rebuild(_ constants: [Constant]) {
+        var size = 16
+        while size < constants.count * 2 + 2 { size *= 2 }
+        slots = [UInt32](repeating: 0, count: size)
+        let mask = size - 1
+        for (index, constant) in constants.enumerated() {
+            var slot = ConstantPool.hash(constant) & mask
+            while slots[slot] != 0 { slot = (slot + 1) & mask }
+            slots[slot] = UInt32(index + 1)
         }
     }
 
     /// The operand for `constant`, appending it to the function's table if new.
     mutating func value(_ constant: Constant, in function: inout Function) -> Value {
-        if let index = indexOf[constant] { return .constant(index) }
+        if slots.count < function.constants.count * 2 + 2 { rebuild(function.constants) }
+        let mask = slots.count - 1
+        var slot = ConstantPool.hash(constant) & mask
+        while slots[slot] != 0 {
+            let index = slots[slot] - 1
+            if function.constants[Int(index)] == constant { return .constant(index) }
+            slot = (slot + 1) & mask
+        }
         let index = UInt32(function.constants.count)
         function.constants.append(constant)
-        indexOf[constant] = index
+        slots[slot] = index + 1
         return .constant(index)
-    }
-
-    /// The first index of a constant equal to the one at `index` (for comparing operands by value).
-    func canonical(_ value: Value, in function: Function) -> Value {
-        guard value.isConstant else { return value }
-        return .constant(indexOf[function.constants[Int(value.index)]] ?? value.index)
     }
 }
 
@@ -172,28 +195,53 @@ extension Opcode {
     }
 }
 
+/// Marks on names, reused from function to function: which names a function's temporaries
+/// already use. One array indexed by name, stamped per function, so marking costs nothing
+/// per name beyond a store (no hashing), and nothing is cleared between functions.
+public final class NameMarks {
+    private var stamp: [UInt32] = []
+    private var generation: UInt32 = 0
+
+    public init() {}
+
+    /// Starts a new function: every name unmarked.
+    func begin() { generation &+= 1 }
+
+    func mark(_ name: Name) {
+        let index = Int(name.index)
+        if index >= stamp.count { stamp.append(contentsOf: repeatElement(0, count: index + 1 - stamp.count + 64)) }
+        stamp[index] = generation
+    }
+
+    func isMarked(_ name: Name) -> Bool {
+        let index = Int(name.index)
+        return index < stamp.count && stamp[index] == generation
+    }
+}
+
 /// Names for new temporaries: `<base>.<n>`, unique among the function's temporaries.
 ///
 /// The name table is the module's, so a name taken by another function is free here; only
-/// this function's names count, and each base keeps its own counter, so naming costs the
+/// this function's names count, and the caller keeps a counter per base, so naming costs the
 /// same in the thousandth function as in the first.
 struct TempNamer {
-    private var taken: Set<UInt32>
-    private var next: [UInt32: Int] = [:]
+    private let marks: NameMarks
 
-    init(_ function: Function) {
-        taken = Set(function.temps.map(\.name.index))
+    init(_ function: Function, marks: NameMarks) {
+        self.marks = marks
+        marks.begin()
+        for temp in function.temps { marks.mark(temp.name) }
     }
 
-    /// A fresh name `<base text><separator><n>`, with n counting up from `first` for each base.
-    mutating func fresh(_ base: Name, separator: String = ".", first: Int = 1, names: inout NameTable) -> Name {
+    /// A fresh name `<base text><separator><n>` with n counting up from `counter`, which is
+    /// left one past the number used.
+    mutating func fresh(_ base: Name, separator: String = ".", counter: inout Int, names: inout NameTable) -> Name {
         let text = names.text(base)
-        var suffix = next[base.index] ?? first
         while true {
-            let name = names.intern("\(text)\(separator)\(suffix)")
-            suffix += 1
-            if taken.insert(name.index).inserted {
-                next[base.index] = suffix
+            let name = names.intern("\(text)\(separator)\(counter)")
+            counter += 1
+            if !marks.isMarked(name) {
+                marks.mark(name)
                 return name
             }
         }

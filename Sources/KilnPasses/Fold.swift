@@ -35,12 +35,24 @@ import KilnIL
 
 /// Folds constants, propagates copies and removes branches that cannot be taken.
 public func foldConstants(_ function: inout Function) {
+    var flow: ControlFlow?
+    foldConstants(&function, flow: &flow)
+}
+
+/// The same, sharing the control flow with the passes around it: `flow` is computed if absent,
+/// and set to nil when a branch became a jump (the graph changed).
+func foldConstants(_ function: inout Function, flow: inout ControlFlow?) {
     guard !function.blocks.isEmpty else { return }
-    var folder = Folder(function)
+    if flow == nil { flow = ControlFlow(function, dominators: false) }
+    var folder = Folder(function, flow!)
     folder.propagate()
-    folder.rewrite()
-    function = folder.function
-    removeUnreachableBlocks(&function)
+    if folder.rewrite() {
+        flow = nil
+        function = folder.function
+        removeUnreachableBlocks(&function)
+    } else {
+        function = folder.function
+    }
 }
 
 private struct Folder {
@@ -61,12 +73,15 @@ private struct Folder {
     let users: Adjacency
     /// Phis that met an undefined argument.
     var sawUndefined: [Bool]
+    /// Blocks that became reachable after the sweep went past them.
     var blockWork: [Int] = []
     var tempWork: [Int] = []
+    /// How far the reverse-postorder sweep has gone.
+    var visitedUpTo = 0
 
-    init(_ function: Function) {
+    init(_ function: Function, _ flow: ControlFlow) {
         self.function = function
-        flow = ControlFlow(function)
+        self.flow = flow
         pool = ConstantPool(function)
         known = Array(repeating: .none, count: function.temps.count)
         isExecutable = Array(repeating: false, count: function.blocks.count)
@@ -106,19 +121,30 @@ private struct Folder {
                                   items: (0..<function.phiArguments.count).map { Int32($0) })
     }
 
+    /// Runs to the fixed point. Blocks are visited in reverse postorder, each once when it
+    /// becomes reachable, and changed temporaries are drained before the next block, so most
+    /// instructions see their operands' final values the first time they are evaluated.
     mutating func propagate() {
         isExecutable[0] = true
-        blockWork.append(0)
+        var cursor = 0
         while true {
-            if let block = blockWork.popLast() {
-                for index in function.blocks[block].instructionRange { evaluateInstruction(index) }
-                visitJump(block)
-            } else if let temp = tempWork.popLast() {
+            if let temp = tempWork.popLast() {
                 for code in users[temp] { revisit(code) }
+            } else if let block = blockWork.popLast() {
+                visit(block)
             } else {
-                break
+                while cursor < flow.reversePostorder.count, !isExecutable[flow.reversePostorder[cursor]] { cursor += 1 }
+                guard cursor < flow.reversePostorder.count else { break }
+                visit(flow.reversePostorder[cursor])
+                cursor += 1
             }
+            visitedUpTo = cursor
         }
+    }
+
+    mutating func visit(_ block: Int) {
+        for index in function.blocks[block].instructionRange { evaluateInstruction(index) }
+        visitJump(block)
     }
 
     /// Evaluates a reader of a temporary whose value went down.
@@ -126,7 +152,11 @@ private struct Folder {
         let index = code / 3
         switch code % 3 {
         case 0:
-            if isExecutable[Int(blockOfInstruction[index])] { evaluateInstruction(index) }
+            // Values only go down: an instruction already at "not known" cannot change.
+            let to = function.instructions[index].to
+            if to.isTemp, known[Int(to.index)] != to, isExecutable[Int(blockOfInstruction[index])] {
+                evaluateInstruction(index)
+            }
         case 1:
             let from = Int(function.phiArguments[index].block.index)
             let phiBlock = Int(blockOfPhi[Int(phiOfArgument[index])])
@@ -180,7 +210,8 @@ private struct Folder {
         }
         if !isExecutable[target] {
             isExecutable[target] = true
-            blockWork.append(target)
+            // The reverse-postorder sweep visits it, unless it has already gone past.
+            if flow.postorderRank[target] < visitedUpTo { blockWork.append(target) }
         }
     }
 
@@ -265,8 +296,9 @@ private struct Folder {
         return constant.kind == .bits && constant.bits == 0
     }
 
-    /// Replaces what is known, drops what was replaced, turns decided branches into jumps.
-    mutating func rewrite() {
+    /// Replaces what is known, drops what was replaced, turns decided branches into jumps;
+    /// returns whether a branch became a jump.
+    mutating func rewrite() -> Bool {
         var substitution = Substitution(tempCount: function.temps.count)
         for temp in known.indices where !known[temp].isNone && known[temp] != .temp(UInt32(temp)) {
             substitution.replacement[temp] = known[temp]
@@ -281,9 +313,11 @@ private struct Folder {
             keepingPhi: { index in replacement[Int(phis[index].to.index)].isNone })
         function.apply(substitution)
         for index in function.instructions.indices { putConstantSecond(&function.instructions[index]) }
+        var decided = false
         for index in function.blocks.indices where function.blocks[index].jump.kind == .jnz {
             let jump = function.blocks[index].jump
             guard jump.arg.isConstant, function.constants[Int(jump.arg.index)].kind == .bits else { continue }
+            decided = true
             let taken = UInt32(truncatingIfNeeded: function.constants[Int(jump.arg.index)].bits) != 0
             function.blocks[index].jump = Jump(kind: .jmp, target: taken ? jump.target : jump.otherTarget,
                                                at: jump.location)
@@ -299,6 +333,7 @@ private struct Folder {
             default: return true
             }
         }
+        return decided
     }
 }
 

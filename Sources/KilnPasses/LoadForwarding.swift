@@ -49,8 +49,16 @@ private struct Known {
 
 /// Forwards stored and loaded values to later loads of the same place.
 public func forwardLoads(_ function: inout Function) {
-    guard !function.blocks.isEmpty else { return }
-    var forwarder = LoadForwarder(function)
+    var flow: ControlFlow?
+    forwardLoads(&function, flow: &flow)
+}
+
+/// The same, sharing the control flow with the passes before it (computed if absent; the
+/// graph does not change).
+func forwardLoads(_ function: inout Function, flow: inout ControlFlow?) {
+    guard !function.blocks.isEmpty, function.instructions.contains(where: { $0.op.isLoad }) else { return }
+    if flow == nil { flow = ControlFlow(function, dominators: false) }
+    var forwarder = LoadForwarder(function, flow!)
     forwarder.run()
     function = forwarder.function
 }
@@ -66,9 +74,9 @@ private struct LoadForwarder {
     /// At most this many values are remembered per block: the search is linear.
     let capacity = 64
 
-    init(_ function: Function) {
+    init(_ function: Function, _ flow: ControlFlow) {
         self.function = function
-        flow = ControlFlow(function)
+        self.flow = flow
         pool = ConstantPool(function)
         places = Array(repeating: nil, count: function.temps.count)
         escapes = Array(repeating: false, count: function.temps.count)

@@ -10,6 +10,8 @@ import KilnIL
 public enum Pass: String, CaseIterable, Sendable {
     /// Drop blocks that cannot be reached (ControlFlow.swift).
     case unreachable
+    /// Branch straight to where a phi of constants decides (Thread.swift).
+    case thread
     /// Turn stack slots used only by whole loads and stores into temporaries (Promote.swift).
     case promote
     /// Give every temporary one definition (SSA.swift).
@@ -30,16 +32,22 @@ public enum Pass: String, CaseIterable, Sendable {
 /// has run over every function.
 public func runPipeline(_ module: inout Module, until last: Pass? = nil,
                         after: (Pass, Module) -> Void = { _, _ in }) {
+    // Each function's control flow, kept from pass to pass while its graph does not change.
+    var flows = [ControlFlow?](repeating: nil, count: module.functions.count)
+    let marks = NameMarks()
     for pass in Pass.allCases {
         for index in module.functions.indices {
             switch pass {
             case .unreachable: removeUnreachableBlocks(&module.functions[index])
-            case .promote: promoteStackSlots(&module.functions[index], names: &module.names)
-            case .ssa: buildSSA(&module.functions[index], names: &module.names)
-            case .fold: foldConstants(&module.functions[index])
+            case .promote: promoteStackSlots(&module.functions[index], names: &module.names, marks: marks)
+            case .ssa: buildSSA(&module.functions[index], names: &module.names, flow: &flows[index], marks: marks)
+            case .fold: foldConstants(&module.functions[index], flow: &flows[index])
+            case .thread: threadJumps(&module.functions[index])
             case .dce: removeDeadCode(&module.functions[index])
-            case .gvn: numberValues(&module.functions[index])
-            case .loads: forwardLoads(&module.functions[index])
+            case .gvn: numberValues(&module.functions[index], flow: &flows[index])
+            case .loads:
+                forwardLoads(&module.functions[index], flow: &flows[index])
+                flows[index] = nil
             }
         }
         after(pass, module)

@@ -23,21 +23,38 @@ private struct SlotUse {
     var ok = true
 }
 
+extension Opcode {
+    var isAlloc: Bool { self == .alloc4 || self == .alloc8 || self == .alloc16 }
+}
+
 public func promoteStackSlots(_ function: inout Function, names: inout NameTable) {
+    promoteStackSlots(&function, names: &names, marks: NameMarks())
+}
+
+/// The same, with the pipeline's name marks.
+func promoteStackSlots(_ function: inout Function, names: inout NameTable, marks: NameMarks) {
     guard let start = function.blocks.first else { return }
-    var candidate: [UInt32: SlotUse] = [:]
+    // Each candidate slot's temporary indexes `uses` through `slotOf` (-1: not a candidate).
+    var slotOf: [Int32] = []
+    var uses: [SlotUse] = []
     for index in start.instructionRange {
         let instruction = function.instructions[index]
-        guard [.alloc4, .alloc8, .alloc16].contains(instruction.op), instruction.to.isTemp,
-              instruction.arg0.isConstant,
+        guard instruction.op.isAlloc, instruction.to.isTemp, instruction.arg0.isConstant,
               function.constants[Int(instruction.arg0.index)].kind == .bits,
               function.constants[Int(instruction.arg0.index)].bits <= 8 else { continue }
-        candidate[instruction.to.index] = SlotUse()
+        if slotOf.isEmpty { slotOf = [Int32](repeating: -1, count: function.temps.count) }
+        slotOf[Int(instruction.to.index)] = Int32(uses.count)
+        uses.append(SlotUse())
     }
-    guard !candidate.isEmpty else { return }
+    guard !uses.isEmpty else { return }
+    @inline(__always) func slot(_ value: Value) -> Int? {
+        guard value.isTemp else { return nil }
+        let slot = slotOf[Int(value.index)]
+        return slot >= 0 ? Int(slot) : nil
+    }
     // Any use other than as the address of a load or store disqualifies a slot.
     func disqualify(_ value: Value) {
-        if value.isTemp, candidate[value.index] != nil { candidate[value.index]!.ok = false }
+        if let slot = slot(value) { uses[slot].ok = false }
     }
     for argument in function.phiArguments { disqualify(argument.value) }
     for block in function.blocks { disqualify(block.jump.arg) }
@@ -45,7 +62,7 @@ public func promoteStackSlots(_ function: inout Function, names: inout NameTable
         switch instruction.op {
         case .storeb, .storeh, .storew, .storel, .stores, .stored:
             disqualify(instruction.arg0)
-            guard instruction.arg1.isTemp, var use = candidate[instruction.arg1.index] else { continue }
+            guard let slot = slot(instruction.arg1) else { continue }
             let (width, cls): (Int, Class) = switch instruction.op {
             case .storeb: (1, .w)
             case .storeh: (2, .w)
@@ -54,13 +71,12 @@ public func promoteStackSlots(_ function: inout Function, names: inout NameTable
             case .stores: (4, .s)
             default: (8, .d)
             }
-            if use.storeClass == nil {
-                use.storeWidth = width
-                use.storeClass = cls
-            } else if use.storeWidth != width || use.storeClass != cls {
-                use.ok = false
+            if uses[slot].storeClass == nil {
+                uses[slot].storeWidth = width
+                uses[slot].storeClass = cls
+            } else if uses[slot].storeWidth != width || uses[slot].storeClass != cls {
+                uses[slot].ok = false
             }
-            candidate[instruction.arg1.index] = use
         case .loadsb, .loadub, .loadsh, .loaduh, .loadsw, .loaduw, .load:
             disqualify(instruction.arg1)
         case .alloc4, .alloc8, .alloc16:
@@ -72,7 +88,8 @@ public func promoteStackSlots(_ function: inout Function, names: inout NameTable
     }
     // Loads must read exactly what the stores wrote.
     for instruction in function.instructions where instruction.op.isLoad {
-        guard instruction.arg0.isTemp, let use = candidate[instruction.arg0.index], use.ok else { continue }
+        guard let slot = slot(instruction.arg0), uses[slot].ok else { continue }
+        let use = uses[slot]
         let matches: Bool = switch (instruction.op, use.storeWidth, use.storeClass) {
         case (.loadsb, 1, _), (.loadub, 1, _), (.loadsh, 2, _), (.loaduh, 2, _): true
         case (.loadsw, 4, .w?), (.loaduw, 4, .w?): true
@@ -83,27 +100,31 @@ public func promoteStackSlots(_ function: inout Function, names: inout NameTable
         case (_, 0, nil): true
         default: false
         }
-        if !matches { candidate[instruction.arg0.index]!.ok = false }
+        if !matches { uses[slot].ok = false }
     }
-    var temporary: [UInt32: Value] = [:]
-    var namer = TempNamer(function)
-    // In slot order: the new temporaries' numbers decide register choices later, so they must
-    // not follow the dictionary's per-process order.
-    for slot in candidate.keys.sorted() where candidate[slot]!.ok {
-        let use = candidate[slot]!
-        let cls = use.storeClass ?? .l
-        let name = namer.fresh(function.temps[Int(slot)].name, separator: ".v", first: 0, names: &names)
-        function.temps.append(Temp(name: name, cls: cls, location: function.temps[Int(slot)].location))
+    guard uses.contains(where: \.ok) else { return }
+    // The temporary that replaces each promoted slot, in slot order (the new temporaries'
+    // numbers decide register choices later, so they must not depend on anything else).
+    var temporary = [Value](repeating: .none, count: uses.count)
+    var namer = TempNamer(function, marks: marks)
+    for index in start.instructionRange {
+        let instruction = function.instructions[index]
+        guard instruction.op.isAlloc, let slot = slot(instruction.to), uses[slot].ok, temporary[slot].isNone else { continue }
+        var counter = 0
+        let name = namer.fresh(function.temps[Int(instruction.to.index)].name, separator: ".v", counter: &counter,
+                               names: &names)
+        function.temps.append(Temp(name: name, cls: uses[slot].storeClass ?? .l,
+                                   location: function.temps[Int(instruction.to.index)].location))
         temporary[slot] = .temp(UInt32(function.temps.count - 1))
     }
-    guard !temporary.isEmpty else { return }
     let zero = constantIndex(&function, Constant(bits: 0))
     for index in function.instructions.indices {
         var instruction = function.instructions[index]
-        if instruction.op.isStore, instruction.arg1.isTemp, let to = temporary[instruction.arg1.index] {
+        if instruction.op.isStore, let slot = slot(instruction.arg1), uses[slot].ok {
+            let to = temporary[slot]
             let cls = function.temps[Int(to.index)].cls ?? .l
             instruction = Instruction(.copy, cls, to: to, instruction.arg0, at: instruction.location)
-        } else if instruction.op.isLoad, instruction.arg0.isTemp, let from = temporary[instruction.arg0.index] {
+        } else if instruction.op.isLoad, let slot = slot(instruction.arg0), uses[slot].ok {
             let op: Opcode = switch instruction.op {
             case .loadsb: .extsb
             case .loadub: .extub
@@ -113,10 +134,11 @@ public func promoteStackSlots(_ function: inout Function, names: inout NameTable
             case .loaduw: instruction.cls == .l ? .extuw : .copy
             default: .copy
             }
-            instruction = Instruction(op, instruction.cls, to: instruction.to, from, at: instruction.location)
-        } else if [.alloc4, .alloc8, .alloc16].contains(instruction.op), instruction.to.isTemp,
-                  temporary[instruction.to.index] != nil {
+            instruction = Instruction(op, instruction.cls, to: instruction.to, temporary[slot], at: instruction.location)
+        } else if instruction.op.isAlloc, let slot = slot(instruction.to), uses[slot].ok {
             instruction = Instruction(.copy, .l, to: instruction.to, .constant(zero), at: instruction.location)
+        } else {
+            continue
         }
         function.instructions[index] = instruction
     }

@@ -38,9 +38,11 @@ struct Renamer {
     var top: [Int32]
     var originalTaken: [Bool]
     var namer: TempNamer
+    /// The next suffix to try for each temporary's new names.
+    var nextSuffix: [Int]
     var undefined: Value?
 
-    init(function: Function, flow: ControlFlow, candidates: [Bool], newPhis: Adjacency) {
+    init(function: Function, flow: ControlFlow, candidates: [Bool], newPhis: Adjacency, marks: NameMarks) {
         self.function = function
         self.flow = flow
         self.candidates = candidates
@@ -78,7 +80,8 @@ struct Renamer {
         argumentsFrom = Adjacency(count: function.blocks.count, nodes: sources, items: argumentIndices)
         top = Array(repeating: -1, count: function.temps.count)
         originalTaken = Array(repeating: false, count: function.temps.count)
-        namer = TempNamer(function)
+        namer = TempNamer(function, marks: marks)
+        nextSuffix = Array(repeating: 1, count: function.temps.count)
     }
 
     /// A temporary for a new definition of `temp`: `temp` itself the first time.
@@ -87,7 +90,7 @@ struct Renamer {
             originalTaken[temp] = true
             return .temp(UInt32(temp))
         }
-        let name = namer.fresh(function.temps[temp].name, names: &names)
+        let name = namer.fresh(function.temps[temp].name, counter: &nextSuffix[temp], names: &names)
         function.temps.append(Temp(name: name, cls: function.temps[temp].cls, location: function.temps[temp].location))
         return .temp(UInt32(function.temps.count - 1))
     }

@@ -25,11 +25,19 @@ import KilnIL
 
 /// Rewrites `function` into SSA form. New temporaries are named `<old>.<n>` in `names`.
 public func buildSSA(_ function: inout Function, names: inout NameTable) {
-    let flow = ControlFlow(function)
+    var flow: ControlFlow?
+    buildSSA(&function, names: &names, flow: &flow, marks: NameMarks())
+}
+
+/// The same, sharing the control flow with the passes around it: `flow` is computed if absent
+/// (with dominators), and stays valid afterwards (the graph does not change).
+func buildSSA(_ function: inout Function, names: inout NameTable, flow shared: inout ControlFlow?, marks: NameMarks) {
+    if shared == nil || !shared!.hasDominators { shared = ControlFlow(function) }
+    let flow = shared!
     let candidates = findCandidates(function, flow)
     guard candidates.contains(true) else { return }
     let newPhis = placePhis(function, flow, candidates)
-    var renamer = Renamer(function: function, flow: flow, candidates: candidates, newPhis: newPhis)
+    var renamer = Renamer(function: function, flow: flow, candidates: candidates, newPhis: newPhis, marks: marks)
     renamer.run(names: &names)
     function = renamer.function
 }
