@@ -75,7 +75,7 @@ let package = Package(
         // Generated IL of chosen shapes and sizes: growth of compile time (kiln-bench growth, tests).
         .target(name: "KilnShapes"),
         // Benchmark harness: prints its figures, never part of the test suite.
-        .executableTarget(name: "kiln-bench", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnShapes"]),
+        .executableTarget(name: "kiln-bench", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnShapes", "KilnManagedHeap"]),
         .testTarget(name: "KilnILTests", dependencies: ["KilnIL"], resources: [.copy("Inputs")]),
         .testTarget(name: "KilnPassesTests", dependencies: ["KilnIL", "KilnPasses"]),
         .testTarget(name: "KilnCodegenTests", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnShapes"]),

@@ -38,6 +38,13 @@ enum HeapSystem {
         return address
     }
 
+    /// Asks for transparent huge pages in a reserved range: a space that is written from one
+    /// end to the other takes one page fault per 2 MiB instead of one per 4 KiB (faults cost
+    /// more than the copying collector's work when every collection hands out fresh pages).
+    static func preferHugePages(_ address: UnsafeMutableRawPointer, _ size: Int) {
+        _ = madvise(address, size, MADV_HUGEPAGE)
+    }
+
     /// Maps `size` bytes readable and writable, backed by nothing until touched (side tables).
     static func mapZeroed(_ size: Int) throws(HeapSystemError) -> UnsafeMutableRawPointer {
         let address = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)

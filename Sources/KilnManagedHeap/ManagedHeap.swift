@@ -78,6 +78,7 @@ public final class ManagedHeap: @unchecked Sendable {
             throw failure
         }
         let base = reservation.base
+        HeapSystem.preferHugePages(UnsafeMutableRawPointer(bitPattern: base)!, reservation.size)
         old = Space(base: base, reserved: semispace)
         nursery = Space(base: base + UInt(semispace), reserved: nurseryBytes)
         reserve = Space(base: base + UInt(semispace + nurseryBytes), reserved: semispace)

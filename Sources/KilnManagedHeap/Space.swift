@@ -45,6 +45,9 @@ struct Space {
     /// The capacity: bytes from the base to the limit.
     var capacity: Int { Int(limit - base) }
 
+    /// Large capacities are multiples of a huge page, so commits never split one.
+    static let hugePage = 2 << 20
+
     /// Whether `address` lies in the range reserved for the space.
     @inline(__always)
     func contains(_ address: UInt) -> Bool { address &- base < UInt(reserved) }
@@ -75,11 +78,13 @@ struct Space {
         dirtyEnd = max(dirtyEnd, top)
     }
 
-    /// Sets the capacity to `bytes` (rounded up to a page, at most the reservation), committing
-    /// or giving back pages as needed; false when the system refuses to commit.
+    /// Sets the capacity to `bytes` (rounded up to a page, and from 16 MiB up to a huge page of
+    /// 2 MiB; at most the reservation), committing or giving back pages as needed; false when
+    /// the system refuses.
     mutating func setCapacity(_ bytes: Int, in reservation: borrowing Reservation) -> Bool {
         let page = HeapSystem.pageSize
-        let wanted = base + UInt(min(alignUp(max(bytes, used), page), reserved))
+        let bytes = max(bytes, used)
+        let wanted = base + UInt(min(alignUp(bytes, bytes >= 16 << 20 ? Self.hugePage : page), reserved))
         if wanted > limit {
             guard reservation.commit(limit..<wanted) else { return false }
         } else if wanted < limit {

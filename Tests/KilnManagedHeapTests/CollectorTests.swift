@@ -3,6 +3,9 @@
 
 import KilnManagedHeap
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite struct CollectorTests {
     @Test func objectsReachableOnlyFromAHandleSurviveAndMove() throws {
@@ -134,6 +137,23 @@ import Testing
             #expect(highest < before.unsafeObjectAddress + 21 * 53_248)
             #expect(try kept.value == before)
         }
+    }
+
+    @Test func theEmptiedSpaceGivesItsPagesBack() throws {
+        let heap = try makeHeap(initialBytes: 8 << 20)
+        let mutator = try Mutator(heap: heap)
+        let first = try mutator.allocate(fields: 1).unsafeObjectAddress
+        for _ in 0..<100_000 { _ = try mutator.allocate(fields: 6) }
+        let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+        let start = UnsafeMutableRawPointer(bitPattern: first & ~(page - 1))!
+        func residentPages() -> Int {
+            var residency = [UInt8](repeating: 0, count: 1024)
+            #expect(mincore(start, 1024 * Int(page), &residency) == 0)
+            return residency.filter { $0 & 1 != 0 }.count
+        }
+        #expect(residentPages() > 1000)  // 5.6 MB of objects were written there
+        try heap.collect()
+        #expect(residentPages() == 0)
     }
 
     @Test func aWorldsRootsAreVisitedAndRewritten() throws {
