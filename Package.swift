@@ -17,6 +17,13 @@ let fast: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .wh
 /// checks that with a malloc that refuses to run there.
 let runtime: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
+/// The managed heap's C entry points (Sources/KilnManagedHeap/include/kiln_heap.h).
+let heapEntries = [
+    "kiln_heap_allocate_slow", "kiln_heap_checked_access", "kiln_heap_collect",
+    "kiln_handle_scope_open", "kiln_handle_scope_close", "kiln_handle_new", "kiln_handle_get", "kiln_handle_set",
+    "kiln_global_handle_new", "kiln_global_handle_get", "kiln_global_handle_set", "kiln_global_handle_free",
+]
+
 let package = Package(
     name: "Kiln",
     platforms: [.macOS(.v14)],
@@ -42,6 +49,9 @@ let package = Package(
         .target(name: "KilnCode"),
         // C shim for what Swift cannot reach: memfd_create, the __thread block of thread data.
         .target(name: "CKilnShim"),
+        // The managed heap: objects of the IL's `r` class, allocation, the precise moving
+        // collector, handles. Knows nothing of code generation or the loader.
+        .target(name: "KilnManagedHeap", exclude: ["include"], swiftSettings: runtime),
         // The runtime: loads compiled modules into executable memory, links, runs, reloads them.
         .target(name: "KilnLoader", dependencies: ["KilnCode", "KilnX64", "CKilnShim"], swiftSettings: runtime),
         // Tools around the runtime, for the command and the tests only (a host that embeds
@@ -66,13 +76,19 @@ let package = Package(
         // reference interpreter for them (kiln-bench growth and differential, tests).
         .target(name: "KilnShapes", dependencies: ["KilnIL"]),
         // Benchmark harness: prints its figures, never part of the test suite.
-        .executableTarget(name: "kiln-bench", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnShapes"]),
+        .executableTarget(name: "kiln-bench", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnShapes", "KilnManagedHeap"]),
         .testTarget(name: "KilnILTests", dependencies: ["KilnIL"], resources: [.copy("Inputs")]),
         .testTarget(name: "KilnPassesTests", dependencies: ["KilnIL", "KilnPasses", "KilnShapes"]),
         .testTarget(name: "KilnCodegenTests", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader", "KilnShapes"]),
         .testTarget(name: "KilnX64Tests", dependencies: ["KilnX64"]),
         .testTarget(name: "KilnCodeTests", dependencies: ["KilnCode", "KilnIL", "KilnCodegen"]),
         .testTarget(name: "KilnLoaderTests", dependencies: ["KilnLoader", "KilnCode", "KilnX64", "KilnIL", "KilnCodegen"]),
+        // A malloc that counts calls made where none may be (the heap's tests only).
+        .target(name: "CKilnMallocGuard", path: "Tests/MallocGuard"),
+        // The C entries are exported from the test executable, so that a C host the tests load
+        // (Tests/Programs/heap-host.c) links against them as it would against Kiln.
+        .testTarget(name: "KilnManagedHeapTests", dependencies: ["KilnManagedHeap", "CKilnMallocGuard"],
+                    linkerSettings: [.unsafeFlags(heapEntries.flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })]),
         .testTarget(name: "KilnToolingTests", dependencies: ["KilnTooling", "KilnLoader", "KilnCode", "KilnIL", "KilnCodegen"]),
     ]
 )
