@@ -40,15 +40,7 @@ struct RuntimeRoutines {
         var buffer = CodeBuffer()
 
         // The resolver.
-        let saved: [GPR] = [.rax, .rdi, .rsi, .rdx, .rcx, .r8, .r9, .r11]
-        buffer.push(.rbp)
-        buffer.mov(.b64, .rbp, .rsp)
-        for register in saved { buffer.push(register) }
-        // Code written by hand may call with a misaligned stack: align it here, so the
-        // saves and the call into Swift are right either way.
-        buffer.alu(.sub, .b64, .rsp, imm: 128)
-        buffer.alu(.and, .b64, .rsp, imm: -16)
-        for index in 0..<8 { buffer.movaps(Memory(base: .rsp, displacement: Int32(16 * index)), XMM(rawValue: UInt8(index))!) }
+        Self.saveArgumentRegisters(&buffer)
         buffer.mov(.b64, .rdi, imm: contextValue)
         buffer.mov(.b64, .rsi, .r11)
         buffer.mov(.b64, .rdx, .rbp)
@@ -56,11 +48,8 @@ struct RuntimeRoutines {
         buffer.call(.rax)
         let resolverReturnOffset = buffer.count
         buffer.mov(.b64, .r11, .rax)
-        for index in 0..<8 { buffer.movaps(XMM(rawValue: UInt8(index))!, Memory(base: .rsp, displacement: Int32(16 * index))) }
-        // Back to the saved registers; the saved r11 is not restored: r11 holds the target.
-        buffer.lea(.b64, .rsp, Memory(base: .rbp, displacement: Int32(-8 * (saved.count - 1))))
-        for register in saved.dropLast().reversed() { buffer.pop(register) }
-        buffer.pop(.rbp)
+        // The saved r11 is not restored: r11 holds the target.
+        Self.restoreArgumentRegisters(&buffer, keepingR11: true)
         buffer.jmp(.r11)
         while buffer.count % 16 != 0 { buffer.int3() }
 
@@ -83,18 +72,10 @@ struct RuntimeRoutines {
 
         // The gate: like the resolver, it keeps every argument register.
         let gateOffset = buffer.count
-        buffer.push(.rbp)
-        buffer.mov(.b64, .rbp, .rsp)
-        for register in saved { buffer.push(register) }
-        buffer.alu(.sub, .b64, .rsp, imm: 128)
-        buffer.alu(.and, .b64, .rsp, imm: -16)
-        for index in 0..<8 { buffer.movaps(Memory(base: .rsp, displacement: Int32(16 * index)), XMM(rawValue: UInt8(index))!) }
+        Self.saveArgumentRegisters(&buffer)
         buffer.mov(.b64, .rax, imm: Int64(Int(bitPattern: unsafeBitCast(kiln_world_wait as @convention(c) () -> Void, to: UInt.self))))
         buffer.call(.rax)
-        for index in 0..<8 { buffer.movaps(XMM(rawValue: UInt8(index))!, Memory(base: .rsp, displacement: Int32(16 * index))) }
-        buffer.lea(.b64, .rsp, Memory(base: .rbp, displacement: Int32(-8 * saved.count)))
-        for register in saved.reversed() { buffer.pop(register) }
-        buffer.pop(.rbp)
+        Self.restoreArgumentRegisters(&buffer, keepingR11: false)
         buffer.jmp(.r11)
 
         let bytes = buffer.bytes
@@ -105,6 +86,31 @@ struct RuntimeRoutines {
         deadStub = base + UInt(deadOffset)
         returnNothing = base + UInt(returnOffset)
         gate = base + UInt(gateOffset)
+    }
+
+    /// The SysV argument registers, rax (`%al`, `env`) and r11 (a slot or a stub), in the
+    /// order they are pushed.
+    private static let savedRegisters: [GPR] = [.rax, .rdi, .rsi, .rdx, .rcx, .r8, .r9, .r11]
+
+    /// `push rbp; mov rbp, rsp`, the general argument registers, then xmm0-7 in a 16-byte
+    /// aligned area: code written by hand may call with a misaligned stack, so the saves and
+    /// a call into Swift are right either way.
+    private static func saveArgumentRegisters(_ buffer: inout CodeBuffer) {
+        buffer.push(.rbp)
+        buffer.mov(.b64, .rbp, .rsp)
+        for register in savedRegisters { buffer.push(register) }
+        buffer.alu(.sub, .b64, .rsp, imm: 128)
+        buffer.alu(.and, .b64, .rsp, imm: -16)
+        for index in 0..<8 { buffer.movaps(Memory(base: .rsp, displacement: Int32(16 * index)), XMM(rawValue: UInt8(index))!) }
+    }
+
+    /// Undoes `saveArgumentRegisters`; with `keepingR11`, r11 keeps its current value.
+    private static func restoreArgumentRegisters(_ buffer: inout CodeBuffer, keepingR11: Bool) {
+        for index in 0..<8 { buffer.movaps(XMM(rawValue: UInt8(index))!, Memory(base: .rsp, displacement: Int32(16 * index))) }
+        let popped = keepingR11 ? savedRegisters.dropLast() : savedRegisters[...]
+        buffer.lea(.b64, .rsp, Memory(base: .rbp, displacement: Int32(-8 * popped.count)))
+        for register in popped.reversed() { buffer.pop(register) }
+        buffer.pop(.rbp)
     }
 
     /// Makes the resolver stub of the call slot at `slot`: `lea r11, [rip + slot]; jmp resolver`.

@@ -30,7 +30,8 @@ public struct SystemError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-enum System {
+/// Package-wide so the tools share the few helpers they need with the runtime.
+package enum System {
     static let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
 
     // MARK: Memory
@@ -174,14 +175,14 @@ enum System {
     // MARK: C strings
 
     /// A null-terminated array of strdup'ed strings, for argv and envp; free with `freeStrings`.
-    static func makeStrings(_ strings: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
+    package static func makeStrings(_ strings: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
         let array = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: strings.count + 1)
         for (index, string) in strings.enumerated() { array[index] = strdup(string) }
         array[strings.count] = nil
         return array
     }
 
-    static func freeStrings(_ array: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) {
+    package static func freeStrings(_ array: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) {
         var index = 0
         while let string = array[index] {
             free(string)
@@ -191,7 +192,7 @@ enum System {
     }
 
     /// The process environment, as strings.
-    static var environment: [String] {
+    package static var environment: [String] {
         var result: [String] = []
         var index = 0
         while let entry = environ[index] {

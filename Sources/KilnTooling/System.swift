@@ -171,11 +171,11 @@ enum System {
         }
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
 
-        let argv = makeStrings([executable] + arguments)
-        let envp = environment.map(makeStrings)
+        let argv = KilnLoader.System.makeStrings([executable] + arguments)
+        let envp = environment.map(KilnLoader.System.makeStrings)
         defer {
-            freeStrings(argv)
-            envp.map(freeStrings)
+            KilnLoader.System.freeStrings(argv)
+            envp.map(KilnLoader.System.freeStrings)
         }
         var pid: pid_t = 0
         let status = posix_spawnp(&pid, executable, &actions, nil, argv, envp ?? environ)
@@ -239,33 +239,4 @@ enum System {
         return names[signal] ?? "signal \(signal)"
     }
 
-    // MARK: C strings
-
-    /// A null-terminated array of strdup'ed strings, for argv and envp; free with `freeStrings`.
-    static func makeStrings(_ strings: [String]) -> UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
-        let array = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: strings.count + 1)
-        for (index, string) in strings.enumerated() { array[index] = strdup(string) }
-        array[strings.count] = nil
-        return array
-    }
-
-    static func freeStrings(_ array: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) {
-        var index = 0
-        while let string = array[index] {
-            free(string)
-            index += 1
-        }
-        array.deallocate()
-    }
-
-    /// The process environment, as strings.
-    static var environment: [String] {
-        var result: [String] = []
-        var index = 0
-        while let entry = environ[index] {
-            result.append(String(cString: entry))
-            index += 1
-        }
-        return result
-    }
 }

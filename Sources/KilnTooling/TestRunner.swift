@@ -117,7 +117,7 @@ public enum TestRunner {
         let output: String
         do {
             let (status, bytes) = try System.run(
-                executable, arguments, environment: environment + ["SWIFT_BACKTRACE=enable=no"] + System.environment,
+                executable, arguments, environment: environment + ["SWIFT_BACKTRACE=enable=no"] + KilnLoader.System.environment,
                 keepsStandardOutput: false, timeout: timeout)
             termination = status
             output = String(decoding: bytes, as: UTF8.self)
