@@ -11,8 +11,9 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Link IL files and crate files in memory and run the program.",
         discussion: """
-            Every leading argument that names an IL file (.ssa, .il, .qbe) or a crate file \
-            (.kcrate) is a crate; together they are linked by their exported symbols (an \
+            The first argument is a crate: an IL file or a crate file (told apart by their \
+            contents, whatever the extension). So is every argument after it that ends in \
+            .ssa, .il, .qbe or .kcrate or names a crate file; together they are linked by their exported symbols (an \
             export defined twice is an error) and the exported $main(argc, argv, envp) is \
             called; kiln exits with its result after flushing C's output streams. Calls \
             between crates go through each crate's TOC and are bound on first call: a \
@@ -49,11 +50,15 @@ struct Run: ParsableCommand {
     /// The crates, the `--link` libraries, the flags, and the program's arguments.
     func split() throws -> (crates: [String], libraries: [String], stats: Bool, watch: Bool, program: [String]) {
         // The arguments are captured whole (the program's own options must pass through),
-        // so a leading --help has to be recognised here.
+        // so a leading --help has to be recognised here, and a leading option that is not
+        // one of kiln's is an error rather than the name of a crate.
         if let first = arguments.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
+        if let first = arguments.first, first.hasPrefix("-"), first != "--" {
+            throw ValidationError("unknown option '\(first)'")
+        }
         var crates: [String] = []
         var remaining = arguments[...]
-        while let first = remaining.first, isCrateFile(first) {
+        while let first = remaining.first, first != "--", crates.isEmpty || isCrateFile(first) {
             crates.append(first)
             remaining = remaining.dropFirst()
         }
@@ -80,7 +85,7 @@ struct Run: ParsableCommand {
         }
         if remaining.first == "--" { remaining = remaining.dropFirst() }
         guard !crates.isEmpty else {
-            throw ValidationError("name at least one IL file (.ssa, .il, .qbe) or crate file (.kcrate)")
+            throw ValidationError("name at least one IL file or crate file")
         }
         return (crates, libraries, stats, watch, Array(remaining))
     }
@@ -96,6 +101,9 @@ struct Run: ParsableCommand {
         let loader: Loader
         do {
             loader = try Loader(linkLibraries: libraries)
+            // Registered before the program can register exit handlers of its own, so the
+            // figures come last, whether main returns or the program calls exit().
+            if stats { Host.atExit { printError(statistics(loader)) } }
             let crates = try loader.load(modules)
             guard let main = crates.first(where: { crate in
                 crate.functionIndex(named: "main").map { crate.module.functions[$0].isExported } ?? false
@@ -112,14 +120,14 @@ struct Run: ParsableCommand {
             printError("error: \(error)")
             throw ExitCode(1)
         }
-        if stats { printError(statistics(loader)) }
         throw ExitCode(status)
     }
 }
 
-/// Whether `path` names an input `kiln run` and `kiln dis` read as a crate.
+/// Whether `path` names an input `kiln run` and `kiln dis` read as a crate beyond the
+/// first: its extension is one of IL or crate files, or it is a crate file.
 func isCrateFile(_ path: String) -> Bool {
-    [".ssa", ".il", ".qbe", ".kcrate"].contains { path.hasSuffix($0) }
+    [".ssa", ".il", ".qbe", ".kcrate"].contains { path.hasSuffix($0) } || Host.file(path, beginsWith: CrateFile.magic)
 }
 
 /// The compiled module of an IL file or a crate file, or nil after printing why not.
@@ -128,24 +136,36 @@ func compiledCrate(_ path: String) -> CompiledModule? {
     do {
         bytes = try Host.readFile(path)
     } catch {
-        printError("\(path): error: \(error.reason)")
+        printError("error: \(error)")
         return nil
     }
     return compiledCrate(path, contents: bytes)
 }
 
+/// Whether `bytes` are meant as a crate file: they begin with its magic, or the path says
+/// so (a damaged crate file is then reported as such, not as bad IL).
+func isCrateFileContents(_ path: String, _ bytes: [UInt8]) -> Bool {
+    bytes.starts(with: CrateFile.magic) || path.hasSuffix(".kcrate")
+}
+
+/// The module a crate file holds, named as recorded in it (the IL file it was built from),
+/// or nil after printing why it cannot be used.
+func decodedCrateFile(_ path: String, contents bytes: [UInt8]) -> CompiledModule? {
+    do {
+        return try CrateFile.decode(bytes)
+    } catch {
+        printError("error: \(path): not a usable crate file: \(error)")
+        return nil
+    }
+}
+
 /// The compiled module of the contents of an IL file or a crate file (which is which, the
-/// path's extension says), or nil after printing why not.
+/// contents say), named by `path`, or nil after printing why not.
 func compiledCrate(_ path: String, contents bytes: [UInt8]) -> CompiledModule? {
-    if path.hasSuffix(".kcrate") {
-        do {
-            var module = try CrateFile.decode(bytes)
-            module.name = path
-            return module
-        } catch {
-            printError("\(path): error: not a usable crate file: \(error)")
-            return nil
-        }
+    if isCrateFileContents(path, bytes) {
+        guard var module = decodedCrateFile(path, contents: bytes) else { return nil }
+        module.name = path
+        return module
     }
     guard let module = frontEnd(SourceFile(name: path, bytes: bytes)) else { return nil }
     do {
@@ -153,7 +173,7 @@ func compiledCrate(_ path: String, contents bytes: [UInt8]) -> CompiledModule? {
     } catch let error as CompileError {
         printError(error.diagnostic.rendered)
     } catch {
-        printError("\(path): error: \(error)")
+        printError("error: \(path): \(error)")
     }
     return nil
 }
