@@ -69,6 +69,7 @@ static void (*allocation_hook)(int);      // a test's malloc guard, if one is lo
 static struct slot *_Atomic table;
 static _Atomic int slot_count;
 static _Atomic int stopping;
+static _Atomic pid_t controller;          // the thread holding world_lock, or 0
 static _Atomic uint32_t epoch;
 static _Atomic uint32_t released_epoch;
 static _Atomic uint32_t stopped_count;
@@ -513,6 +514,7 @@ int kiln_world_stop(int timeout_ms) {
     pthread_once(&world_once, initialise);
     pthread_mutex_lock(&world_lock);
     pid_t self = current_tid();
+    atomic_store(&controller, self);
     for (;;) {
         pthread_mutex_lock(&exempt_lock);
         atomic_store(&slot_count, 0);
@@ -538,6 +540,7 @@ int kiln_world_stop(int timeout_ms) {
         int grown = 2 * capacity;
         struct slot *bigger = calloc((size_t)grown, sizeof(struct slot));
         if (bigger == NULL) {
+            atomic_store(&controller, 0);
             pthread_mutex_unlock(&world_lock);
             return -1;
         }
@@ -580,7 +583,13 @@ const struct kiln_stopped_thread *kiln_world_thread(int index) {
 void kiln_world_resume(void) {
     if (allocation_hook) allocation_hook(0);
     release_stopped();
+    atomic_store(&controller, 0);
     pthread_mutex_unlock(&world_lock);
+}
+
+int kiln_world_is_stopped_by_other_thread(void) {
+    pid_t holder = atomic_load(&controller);
+    return holder != 0 && holder != current_tid();
 }
 
 void kiln_world_wait(void) {
