@@ -139,8 +139,11 @@ static void on_suspend(int signal, siginfo_t *information, void *raw) {
     slot->thread.state = KILN_THREAD_STOPPED;
     atomic_fetch_add(&stopped_count, 1);
     futex(&stopped_count, FUTEX_WAKE, INT_MAX, NULL);
+    // Wait until this stop's epoch, or a later one, is released: on a busy machine the
+    // controller may release this stop and begin and release the next before this thread
+    // looks again, and released_epoch would never equal `mine` again.
     uint32_t seen;
-    while ((seen = atomic_load(&released_epoch)) != mine) futex(&released_epoch, FUTEX_WAIT, seen, NULL);
+    while ((int32_t)((seen = atomic_load(&released_epoch)) - mine) < 0) futex(&released_epoch, FUTEX_WAIT, seen, NULL);
     errno = saved;
 }
 
