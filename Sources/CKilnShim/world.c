@@ -590,9 +590,15 @@ void kiln_world_resume(void) {
     pthread_mutex_unlock(&world_lock);
 }
 
-int kiln_world_is_stopped_by_other_thread(void) {
+int kiln_world_is_left_running_in_a_stop(void) {
     pid_t holder = atomic_load(&controller);
-    return holder != 0 && holder != current_tid();
+    if (holder == 0 || holder == current_tid()) return 0;
+    // A thread that stops reach is about to be stopped, or would wait at the runtime's
+    // lock: only exempt threads and threads that block the signal run on through a stop.
+    if (pthread_getspecific(exempt_key) != NULL) return 1;  // the key exists: a stop began
+    sigset_t blocked;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0) return 0;
+    return suspend_signal != 0 && sigismember(&blocked, suspend_signal) == 1;
 }
 
 void kiln_world_wait(void) {

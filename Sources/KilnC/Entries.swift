@@ -11,10 +11,10 @@ import KilnLoader
 
 /// Runs one entry's body: the `kiln_status` it returns, with the thread's last error set.
 private func entry(_ body: () throws(EntryError) -> Void) -> Int32 {
-    // Another thread has every other one stopped: this one was left running (exempt), and
-    // waiting here for the loader's lock would hold it up for the whole stop.
-    if World.isStoppedByAnotherThread {
-        LastError.set("called while another thread has the world stopped (on a thread stops leave running); call again once it resumes")
+    // Another thread has every other one stopped to change code, and this one runs on
+    // (exempt, or blocking the signal): it must not reach code that is being changed.
+    if World.isLeftRunningInAStop {
+        LastError.set("called while another thread has the world stopped, on a thread the stop leaves running (exempt, or blocking the signal); call again once it resumes")
         return EntryError.Status.state.rawValue
     }
     do {
@@ -223,6 +223,14 @@ public func kiln_stub_free(_ handle: UInt64, _ stub: UnsafeMutableRawPointer?) -
         guard let stub else { throw EntryError(.argument, "the stub is NULL") }
         let loader = try Handles.loader(handle)
         try loading { () throws(LoadError) in try loader.freeStub(stub) }
+    }
+}
+
+@_cdecl("kiln_export_symbols")
+public func kiln_export_symbols(_ handle: UInt64) -> Int32 {
+    entry { () throws(EntryError) in
+        let crate = try Handles.crate(handle).crate
+        try loading { () throws(LoadError) in try crate.loader.exportSymbols(of: crate) }
     }
 }
 

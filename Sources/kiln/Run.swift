@@ -13,14 +13,17 @@ struct Run: ParsableCommand {
         discussion: """
             The first argument is a crate: an IL file or a crate file (told apart by their \
             contents, whatever the extension). So is every argument after it that ends in \
-            .ssa, .il, .qbe or .kcrate or names a crate file; together they are linked by their exported symbols (an \
-            export defined twice is an error) and the exported $main(argc, argv, envp) is \
+            .ssa, .il, .qbe or .kcrate or names a crate file; together they are linked by \
+            their exported symbols (an export defined twice is an error) and the exported \
+            $main(argc, argv, envp) is \
             called; kiln exits with its result after flushing C's output streams. Calls \
             between crates go through each crate's TOC and are bound on first call: a \
             symbol nothing defines is an error when it is first called. Other symbols \
-            resolve against libc, libm and the --link libraries. --link and --stats may \
-            come before or right after the files; everything after them (or after --) \
-            goes to the program: `kiln run main.ssa util.kcrate a b`, \
+            resolve against libc, libm and the --link libraries. With --export-symbols, the \
+            crates' exported functions are also symbols that shared objects the program \
+            opens later with dlopen resolve (through stubs that follow reloads). --link, \
+            --stats, --watch and --export-symbols may come before or right after the files; \
+            everything after them (or after --) goes to the program: `kiln run main.ssa util.kcrate a b`, \
             `kiln run prog.ssa --link lib.so -- --verbose`. With --watch, a crate whose file \
             changes is recompiled and reloaded while the program runs, once the file has \
             kept its size and modification time for 100 ms (KILN_WATCH_SETTLE_MS sets \
@@ -44,11 +47,15 @@ struct Run: ParsableCommand {
     @Flag(help: "Reload a crate whenever its file changes, while the program runs.")
     var watch = false
 
+    @Flag(help: "Make the crates' exported functions visible to shared objects the program opens with dlopen.")
+    var exportSymbols = false
+
     @Argument(parsing: .captureForPassthrough, help: "The crates (IL or crate files), then the program's arguments.")
     var arguments: [String] = []
 
     /// The crates, the `--link` libraries, the flags, and the program's arguments.
-    func split() throws -> (crates: [String], libraries: [String], stats: Bool, watch: Bool, program: [String]) {
+    func split() throws -> (crates: [String], libraries: [String], stats: Bool, watch: Bool, exportSymbols: Bool,
+                            program: [String]) {
         // The arguments are captured whole (the program's own options must pass through),
         // so a leading --help has to be recognised here, and a leading option that is not
         // one of kiln's is an error rather than the name of a crate.
@@ -65,6 +72,7 @@ struct Run: ParsableCommand {
         var libraries = self.libraries
         var stats = self.stats
         var watch = self.watch
+        var exportSymbols = self.exportSymbols
         while let first = remaining.first {
             if first == "--link" {
                 guard remaining.count >= 2 else { throw ValidationError("--link needs a shared object") }
@@ -79,6 +87,9 @@ struct Run: ParsableCommand {
             } else if first == "--watch" {
                 watch = true
                 remaining = remaining.dropFirst()
+            } else if first == "--export-symbols" {
+                exportSymbols = true
+                remaining = remaining.dropFirst()
             } else {
                 break
             }
@@ -87,11 +98,11 @@ struct Run: ParsableCommand {
         guard !crates.isEmpty else {
             throw ValidationError("name at least one IL file or crate file")
         }
-        return (crates, libraries, stats, watch, Array(remaining))
+        return (crates, libraries, stats, watch, exportSymbols, Array(remaining))
     }
 
     func run() throws {
-        let (paths, libraries, stats, watch, program) = try split()
+        let (paths, libraries, stats, watch, exportSymbols, program) = try split()
         var modules: [CompiledModule] = []
         for path in paths {
             guard let module = compiledCrate(path) else { throw ExitCode(1) }
@@ -110,6 +121,9 @@ struct Run: ParsableCommand {
             }) else {
                 printError("error: no crate exports $main (crates: \(paths.joined(separator: ", ")))")
                 throw ExitCode(1)
+            }
+            if exportSymbols {
+                for crate in crates { try loader.exportSymbols(of: crate) }
             }
             if watch { startWatching(paths, loader: loader) }
             // The program's exit handlers run when the process exits (with its status), and

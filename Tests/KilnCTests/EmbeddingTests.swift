@@ -130,6 +130,8 @@ private let programSource = """
         let threadCrate = crate
         let threads = (0..<4).map { index in
             Thread {
+                // Foundation's threads start with the signal that stops threads blocked.
+                kiln_thread_accept_stops()
                 for round in 0..<500 {
                     var argument = Int64(index * 1000 + round), result: Int64 = 0
                     if kiln_call(threadCrate, "twice", &argument, 1, &result) != 0 || result != 2 * argument {
@@ -153,5 +155,26 @@ private let programSource = """
         #expect(kiln_loader_create(nil) == 1)
         #expect(String(cString: kiln_last_error()) == "the loader pointer is NULL")
         #expect(kiln_load_file(loader, "/nonexistent/x.ssa", &crate) == 2)
+    }
+
+    @Test func exportedSymbolsBecomeGlobalSymbolsOfTheProcess() throws {
+        let name = "embedded_\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+        var loader: UInt64 = 0, crate: UInt64 = 0
+        #expect(kiln_loader_create(&loader) == 0)
+        let text = "export function l $\(name)(l %x) {\n@start\n\t%y =l add %x, 5\n\tret %y\n}\n"
+        #expect(kiln_load_il(loader, "exported.ssa", text, text.utf8.count, &crate) == 0)
+        #expect(dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) == nil)
+        #expect(kiln_export_symbols(crate) == 0, "\(String(cString: kiln_last_error()))")
+        let address = try #require(dlsym(UnsafeMutableRawPointer(bitPattern: 0), name))
+        typealias IntToInt = @convention(c) (Int64) -> Int64
+        #expect(unsafeBitCast(address, to: IntToInt.self)(10) == 15)
+        let changed = "export function l $\(name)(l %x) {\n@start\n\t%y =l add %x, 6\n\tret %y\n}\n"
+        #expect(kiln_reload_il(crate, changed, changed.utf8.count) == 0)
+        #expect(unsafeBitCast(address, to: IntToInt.self)(10) == 16)
+        #expect(kiln_export_symbols(loader) == 2)
+        // Freed, the loader's symbol stays (C may have bound to it) but leads to a routine
+        // that reports the call instead of to freed stubs.
+        #expect(kiln_loader_free(loader) == 0)
+        #expect(dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) == address)
     }
 }

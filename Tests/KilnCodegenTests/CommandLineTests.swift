@@ -132,3 +132,47 @@ import Testing
         #expect(quiet.status == 3 && quiet.error.isEmpty, "\(quiet.error)")
     }
 }
+
+extension CommandLineTests {
+    @Test func exportSymbolsLetsALibraryOpenedByTheProgramCallTheCrates() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let suffix = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        try "long scale_\(suffix)(long);\nlong via_c(long x) { return scale_\(suffix)(x) + 1; }\n"
+            .write(toFile: directory + "/module.c", atomically: true, encoding: .utf8)
+        let build = try run("/usr/bin/gcc", ["-shared", "-fPIC", "-o", directory + "/module.so", directory + "/module.c"])
+        #expect(build.status == 0, "\(build.error)")
+        try """
+            export function w $main(w %argc, l %argv) {
+            @start
+            	%p =l add %argv, 8
+            	%path =l loadl %p
+            	%h =l call $dlopen(l %path, w 2)
+            	jnz %h, @found, @missing
+            @missing
+            	%e =l call $dlerror()
+            	%r =w call $printf(l $failed, ..., l %e)
+            	ret 1
+            @found
+            	%f =l call $dlsym(l %h, l $symbol)
+            	%v =l call %f(l 4)
+            	%s =w call $printf(l $result, ..., l %v)
+            	ret 0
+            }
+            data $symbol = { b "via_c", b 0 }
+            data $failed = { b "dlopen: %s\\n", b 0 }
+            data $result = { b "via_c(4) = %ld\\n", b 0 }
+            """.write(toFile: directory + "/main.ssa", atomically: true, encoding: .utf8)
+        try "export function l $scale_\(suffix)(l %x) {\n@start\n\t%y =l mul %x, 10\n\tret %y\n}\n"
+            .write(toFile: directory + "/util.ssa", atomically: true, encoding: .utf8)
+        let crates = [directory + "/main.ssa", directory + "/util.ssa"]
+        let without = try runKiln(["run"] + crates + [directory + "/module.so"])
+        #expect(without.status == 1)
+        #expect(without.output.contains("undefined symbol: scale_\(suffix)"), "\(without.output)")
+        let with = try runKiln(["run", "--export-symbols"] + crates + [directory + "/module.so"])
+        #expect(with.status == 0, "\(with.error)")
+        #expect(with.output == "via_c(4) = 41\n", "\(with.output)")
+        let after = try runKiln(["run"] + crates + ["--export-symbols", directory + "/module.so"])
+        #expect(after.output == "via_c(4) = 41\n", "\(after.output)")
+    }
+}

@@ -20,10 +20,11 @@
  *
  * Threads. Any thread may call any function; calls on one loader are serialised. A thread
  * that runs crate code and was not started by Kiln must accept the signal Kiln stops
- * threads with (threads from pthread_create do; see kiln_thread_accept_stops). While Kiln
- * has every other thread stopped (to move or replace code), a call from a thread it left
- * running (one marked with kiln_thread_exempt) is refused with KILN_ERROR_STATE instead of
- * waiting on a lock a stopped thread may hold.
+ * threads with (threads from pthread_create do; threads of thread pools often block every
+ * signal: see kiln_thread_accept_stops). While Kiln has every other thread stopped (to move
+ * or replace code), a call from a thread it left running (one marked with
+ * kiln_thread_exempt, or one that blocks that signal) is refused with KILN_ERROR_STATE, to
+ * be made again once the stop is over, instead of reaching code that is being changed.
  *
  * Lifetimes. A function address from kiln_function is a callback stub: it never moves, it
  * reaches the crate's current version after every reload, and calling it after its
@@ -111,6 +112,12 @@ kiln_status kiln_unload(kiln_crate crate);
 
 /** Frees a stub obtained from kiln_function that crate code does not also hold. */
 kiln_status kiln_stub_free(kiln_loader loader, void *stub);
+
+/** Makes the crate's exported functions global symbols of the process, which shared
+ *  objects opened from now on (with dlopen) resolve like any other; each leads to the
+ *  function's current version, also after reloads, and exports a reload adds are made
+ *  visible too. A name the process already defines keeps its first definition. */
+kiln_status kiln_export_symbols(kiln_crate crate);
 
 /** Lets Kiln stop the calling thread (it unblocks the signal used): call it on a thread
  *  whose signal mask was inherited blocked before it runs crate code. */
