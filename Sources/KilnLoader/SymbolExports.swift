@@ -17,6 +17,7 @@
 
 import Glibc
 import KilnCode
+import Synchronization
 
 /// Which crates and names a loader has made visible to C, and the objects that hold them.
 final class SymbolExports {
@@ -26,6 +27,8 @@ final class SymbolExports {
     var slots: [String: UInt] = [:]
     /// The objects opened; never closed (C code may have bound to their symbols).
     var objects: [UnsafeMutableRawPointer] = []
+    /// Objects made by every loader of the process, to name each one apart.
+    static let objectsMade = Atomic<Int>(0)
 
     deinit {
         // The stubs the slots point at go with the loader: re-point every slot at a routine
@@ -92,8 +95,7 @@ extension Loader {
     private func openForwardingObject(_ symbols: [(name: String, stub: UInt)]) throws(SystemError)
         -> (UnsafeMutableRawPointer, [UInt])
     {
-        let number = lock.locked { symbolExports.objects.count }
-        let soname = "kiln-exports-\(getpid())-\(UInt(bitPattern: ObjectIdentifier(self).hashValue))-\(number).so"
+        let soname = "kiln-exports-\(getpid())-\(SymbolExports.objectsMade.add(1, ordering: .relaxed).oldValue).so"
         let object = ForwardingObject(soname: soname, names: symbols.map(\.name))
         var bytes = object.bytes
         for (index, symbol) in symbols.enumerated() {
