@@ -177,4 +177,51 @@ private let programSource = """
         #expect(kiln_loader_free(loader) == 0)
         #expect(dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) == address)
     }
+
+    /// Builds a C host that exports `$exported` from a crate, looks it up as a global
+    /// symbol, then does `action` ("reload" or "free") and calls it: what it prints and
+    /// its exit status.
+    func exportedSymbolAfter(_ action: String) throws -> (status: Int32, output: String, error: String) {
+        let directory = NSTemporaryDirectory() + "kiln-embed-\(getpid())-\(action)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try """
+            #include <dlfcn.h>
+            #include <stdio.h>
+            #include <string.h>
+            #include "kiln.h"
+            static const char text[] = "export function l $exported(l %x) {\\n@start\\n\\tret %x\\n}\\n";
+            static const char other[] = "export function l $other(l %x) {\\n@start\\n\\tret %x\\n}\\n";
+            int main(int argc, char **argv) {
+                kiln_loader loader;
+                kiln_crate crate;
+                if (kiln_loader_create(&loader) || kiln_load_il(loader, "exporter.ssa", text, strlen(text), &crate)
+                    || kiln_export_symbols(crate)) { printf("setup: %s\\n", kiln_last_error()); return 1; }
+                long (*exported)(long) = (long (*)(long))dlsym(RTLD_DEFAULT, "exported");
+                printf("before: %ld\\n", exported(42));
+                fflush(stdout);
+                if (strcmp(argv[1], "reload") == 0) kiln_reload_il(crate, other, strlen(other));
+                else kiln_loader_free(loader);
+                printf("after: %ld\\n", exported(42));
+                return 0;
+            }
+            """.write(toFile: directory + "/exporter.c", atomically: true, encoding: .utf8)
+        let host = directory + "/exporter"
+        let build = try run("/usr/bin/gcc", ["-o", host, directory + "/exporter.c", "-I", packageRoot.path + "/Sources/KilnC/include",
+                                             "-L", productsFolder().path, "-lKilnC", "-Wl,-rpath," + productsFolder().path])
+        #expect(build.status == 0, "\(build.error)")
+        return try run(host, [action])
+    }
+
+    @Test func anExportedSymbolWhoseFunctionIsGoneReportsTheCall() throws {
+        let removed = try exportedSymbolAfter("reload")
+        #expect(removed.status == 70)
+        #expect(removed.output == "before: 42\n", "\(removed.output)")
+        #expect(removed.error == "kiln: error: call through the stub of $exported of crate exporter.ssa, which a reload removed\n",
+                "\(removed.error)")
+        let freed = try exportedSymbolAfter("free")
+        #expect(freed.status == 70)
+        #expect(freed.output == "before: 42\n", "\(freed.output)")
+        #expect(freed.error == "kiln: error: a library called a crate export whose loader was freed\n", "\(freed.error)")
+    }
 }
