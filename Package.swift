@@ -96,7 +96,7 @@ let package = Package(
                     linkerSettings: [.unsafeFlags(heapEntries.flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })]),
         // The C API: its entries called from Swift, and examples/embed/host.c built with gcc
         // against libKilnC.so and run.
-        .testTarget(name: "KilnCTests", dependencies: ["KilnC", "KilnLoader", "KilnCode"]),
+        .testTarget(name: "KilnCTests", dependencies: ["KilnC", "KilnLoader", "KilnCode", "KilnIL", "KilnCodegen"]),
         .testTarget(name: "KilnToolingTests", dependencies: ["KilnTooling", "KilnLoader", "KilnCode", "KilnIL", "KilnCodegen"]),
     ]
 )

@@ -1,10 +1,14 @@
 // The C embedding API: examples/embed/host.c built with gcc against the shared library
 // SwiftPM builds (libKilnC.so) and run, its whole output checked; then the entries
 // called directly, for what a C host cannot easily arrange: a call refused while another
-// thread has the world stopped, handles used from several threads, and every crate and
-// loader handle made invalid by freeing its loader.
+// thread has the world stopped, handles used from several threads, every crate and
+// loader handle made invalid by freeing its loader, crate files, and exports made global
+// symbols (with small C hosts in child processes for calls that end the process).
 
 import Foundation
+import KilnCode
+import KilnCodegen
+import KilnIL
 @testable import KilnLoader
 import Synchronization
 import Testing
@@ -223,5 +227,37 @@ private let programSource = """
         #expect(freed.status == 70)
         #expect(freed.output == "before: 42\n", "\(freed.output)")
         #expect(freed.error == "kiln: error: a library called a crate export whose loader was freed\n", "\(freed.error)")
+    }
+
+    @Test func crateFilesLoadAndReloadAndDamagedOnesAreRefused() throws {
+        func crateFile(_ text: String, _ path: String) throws {
+            let (module, diagnostics) = parseAndVerify(SourceFile(name: "lib.ssa", text: text))
+            #expect(diagnostics.isEmpty)
+            var compiled = try compileModule(module)
+            compiled.sourceLineStarts = module.source.lineStarts
+            #expect(FileManager.default.createFile(atPath: path, contents: Data(CrateFile.encode(compiled))))
+        }
+        let first = NSTemporaryDirectory() + "kiln-embed-\(getpid())-first.crate"
+        let second = NSTemporaryDirectory() + "kiln-embed-\(getpid())-second.bin"
+        defer { for path in [first, second] { try? FileManager.default.removeItem(atPath: path) } }
+        try crateFile("export function l $triple(l %x) {\n@start\n\t%y =l mul %x, 3\n\tret %y\n}\n", first)
+        try crateFile("export function l $triple(l %x) {\n@start\n\t%y =l mul %x, 30\n\tret %y\n}\n", second)
+        var loader: UInt64 = 0, crate: UInt64 = 0
+        #expect(kiln_loader_create(&loader) == 0)
+        defer { _ = kiln_loader_free(loader) }
+        #expect(kiln_load_file(loader, first, &crate) == 0, "\(String(cString: kiln_last_error()))")
+        var argument: Int64 = 5, result: Int64 = 0
+        #expect(kiln_call(crate, "triple", &argument, 1, &result) == 0 && result == 15)
+        #expect(kiln_reload_file(crate, second) == 0, "\(String(cString: kiln_last_error()))")
+        #expect(kiln_call(crate, "triple", &argument, 1, &result) == 0 && result == 150)
+        // One flipped byte: refused with the decoder's reason, and the crate runs on.
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: first)))
+        bytes[bytes.count - 3] ^= 0x40
+        try Data(bytes).write(to: URL(fileURLWithPath: first))
+        #expect(kiln_reload_file(crate, first) == 3)
+        #expect(String(cString: kiln_last_error()).hasPrefix("\(first): not a usable crate file: byte 32: checksum mismatch"))
+        #expect(kiln_call(crate, "triple", &argument, 1, &result) == 0 && result == 150)
+        #expect(kiln_load_file(loader, "/nonexistent/lib.ssa", &crate) == 3)
+        #expect(String(cString: kiln_last_error()) == "/nonexistent/lib.ssa: No such file or directory")
     }
 }
