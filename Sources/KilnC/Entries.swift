@@ -60,12 +60,15 @@ private func stub(of crate: Crate, named name: String) throws(EntryError) -> Uns
 /// Static storage for kiln_version's answer; never written after it is made.
 nonisolated(unsafe) private let versionText = UnsafePointer(strdup("kiln 0.1.0 (crate file format \(CrateFile.formatVersion))")!)
 
+/// Kiln's version text, in static storage.
 @_cdecl("kiln_version")
 public func kiln_version() -> UnsafePointer<CChar> { versionText }
 
+/// The calling thread's last failure, owned by Kiln until its next call (LastError.swift).
 @_cdecl("kiln_last_error")
 public func kiln_last_error() -> UnsafePointer<CChar> { LastError.current }
 
+/// Makes a loader and stores its new handle.
 @_cdecl("kiln_loader_create")
 public func kiln_loader_create(_ out: UnsafeMutablePointer<UInt64>?) -> Int32 {
     entry { () throws(EntryError) in
@@ -75,6 +78,7 @@ public func kiln_loader_create(_ out: UnsafeMutablePointer<UInt64>?) -> Int32 {
     }
 }
 
+/// Frees a loader and drops its crates' handles; its exit handlers run here.
 @_cdecl("kiln_loader_free")
 public func kiln_loader_free(_ handle: UInt64) -> Int32 {
     var removed: (Loader, [Crate])?
@@ -85,6 +89,7 @@ public func kiln_loader_free(_ handle: UInt64) -> Int32 {
     return status
 }
 
+/// Opens a shared object for the loader's later loads.
 @_cdecl("kiln_loader_link")
 public func kiln_loader_link(_ handle: UInt64, _ library: UnsafePointer<CChar>?) -> Int32 {
     entry { () throws(EntryError) in
@@ -94,6 +99,7 @@ public func kiln_loader_link(_ handle: UInt64, _ library: UnsafePointer<CChar>?)
     }
 }
 
+/// Compiles IL text into a crate of the loader and stores the crate's handle.
 @_cdecl("kiln_load_il")
 public func kiln_load_il(_ handle: UInt64, _ name: UnsafePointer<CChar>?, _ text: UnsafePointer<CChar>?, _ length: Int,
                          _ out: UnsafeMutablePointer<UInt64>?) -> Int32 {
@@ -110,6 +116,7 @@ public func kiln_load_il(_ handle: UInt64, _ name: UnsafePointer<CChar>?, _ text
     }
 }
 
+/// Loads an IL file or a crate file into the loader and stores the crate's handle.
 @_cdecl("kiln_load_file")
 public func kiln_load_file(_ handle: UInt64, _ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<UInt64>?) -> Int32 {
     entry { () throws(EntryError) in
@@ -122,6 +129,7 @@ public func kiln_load_file(_ handle: UInt64, _ path: UnsafePointer<CChar>?, _ ou
     }
 }
 
+/// Stores the callback stub of a crate's function: a stable address.
 @_cdecl("kiln_function")
 public func kiln_function(_ handle: UInt64, _ name: UnsafePointer<CChar>?,
                           _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Int32 {
@@ -137,6 +145,7 @@ public func kiln_function(_ handle: UInt64, _ name: UnsafePointer<CChar>?,
 /// by a callee that takes fewer, under the SysV ABI).
 private typealias SixIntegers = @convention(c) (Int64, Int64, Int64, Int64, Int64, Int64) -> Int64
 
+/// Calls a crate's function by name with up to six integer arguments.
 @_cdecl("kiln_call")
 public func kiln_call(_ handle: UInt64, _ name: UnsafePointer<CChar>?, _ arguments: UnsafePointer<Int64>?, _ count: Int,
                       _ result: UnsafeMutablePointer<Int64>?) -> Int32 {
@@ -159,6 +168,7 @@ public func kiln_call(_ handle: UInt64, _ name: UnsafePointer<CChar>?, _ argumen
     return 0
 }
 
+/// Calls a crate's exported main with the given arguments.
 @_cdecl("kiln_run_main")
 public func kiln_run_main(_ handle: UInt64, _ argc: Int32, _ argv: UnsafePointer<UnsafePointer<CChar>?>?,
                           _ status: UnsafeMutablePointer<Int32>?) -> Int32 {
@@ -186,6 +196,7 @@ public func kiln_run_main(_ handle: UInt64, _ argc: Int32, _ argv: UnsafePointer
     return 0
 }
 
+/// Replaces a crate with a version compiled from IL text; all or nothing.
 @_cdecl("kiln_reload_il")
 public func kiln_reload_il(_ handle: UInt64, _ text: UnsafePointer<CChar>?, _ length: Int) -> Int32 {
     entry { () throws(EntryError) in
@@ -197,6 +208,7 @@ public func kiln_reload_il(_ handle: UInt64, _ text: UnsafePointer<CChar>?, _ le
     }
 }
 
+/// Replaces a crate with the IL file or crate file at a path; all or nothing.
 @_cdecl("kiln_reload_file")
 public func kiln_reload_file(_ handle: UInt64, _ path: UnsafePointer<CChar>?) -> Int32 {
     entry { () throws(EntryError) in
@@ -208,6 +220,7 @@ public func kiln_reload_file(_ handle: UInt64, _ path: UnsafePointer<CChar>?) ->
     }
 }
 
+/// Unloads a crate; its handle is dropped once that succeeds.
 @_cdecl("kiln_unload")
 public func kiln_unload(_ handle: UInt64) -> Int32 {
     entry { () throws(EntryError) in
@@ -217,6 +230,7 @@ public func kiln_unload(_ handle: UInt64) -> Int32 {
     }
 }
 
+/// Frees a callback stub the host alone holds.
 @_cdecl("kiln_stub_free")
 public func kiln_stub_free(_ handle: UInt64, _ stub: UnsafeMutableRawPointer?) -> Int32 {
     entry { () throws(EntryError) in
@@ -226,6 +240,7 @@ public func kiln_stub_free(_ handle: UInt64, _ stub: UnsafeMutableRawPointer?) -
     }
 }
 
+/// Makes a crate's exported functions global symbols of the process (SymbolExports.swift).
 @_cdecl("kiln_export_symbols")
 public func kiln_export_symbols(_ handle: UInt64) -> Int32 {
     entry { () throws(EntryError) in
@@ -234,8 +249,10 @@ public func kiln_export_symbols(_ handle: UInt64) -> Int32 {
     }
 }
 
+/// Lets stops of the world stop the calling thread.
 @_cdecl("kiln_thread_accept_stops")
 public func kiln_thread_accept_stops() { World.acceptStops() }
 
+/// Marks the calling thread as one that never runs crate code.
 @_cdecl("kiln_thread_exempt")
 public func kiln_thread_exempt() { World.exemptCurrentThread() }
