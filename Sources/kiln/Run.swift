@@ -131,7 +131,8 @@ struct Run: ParsableCommand {
             loader.keepUntilExit()
             status = try main.runMain(arguments: [main.name] + program)
         } catch let error as LoadError {
-            printError("error: \(error)")
+            // One line per problem (every undefined symbol, say), each one an error line.
+            for line in error.description.split(separator: "\n") { printError("error: \(line)") }
             throw ExitCode(1)
         }
         throw ExitCode(status)

@@ -89,6 +89,15 @@ import Testing
         let unwritable = try runKiln(["build", directory + "/main.ssa", "-o", directory + "/no/such/dir/x.kcrate"])
         #expect(unwritable.status == 1)
         #expect(unwritable.error.hasPrefix("error: \(directory)/no/such/dir/x.kcrate: cannot write"), "\(unwritable.error)")
+        // Every problem of a failed link is a line of its own.
+        try "export function w $main() {\n@start\n\tret 0\n}\ndata $p = { l $nowhere_c }\ndata $q = { l $nowhere_d }\n"
+            .write(toFile: directory + "/unlinked.ssa", atomically: true, encoding: .utf8)
+        let unlinked = try runKiln(["run", directory + "/unlinked.ssa"])
+        #expect(unlinked.status == 1)
+        let lines = unlinked.error.split(separator: "\n")
+        #expect(lines.count == 2 && lines.allSatisfy { $0.hasPrefix("error: ") }, "\(unlinked.error)")
+        #expect(unlinked.error.contains("undefined symbol $nowhere_c, used by $p"), "\(unlinked.error)")
+        #expect(unlinked.error.contains("undefined symbol $nowhere_d, used by $q"), "\(unlinked.error)")
         // A located problem in the IL keeps the compiler's form, file:line:col first.
         try "function $f() {\n@start\n\tret %x\n}\n".write(toFile: directory + "/bad.ssa", atomically: true, encoding: .utf8)
         let bad = try runKiln(["run", directory + "/bad.ssa"])
