@@ -93,7 +93,9 @@ func startWatching(_ paths: [String], loader: Loader) {
                 do {
                     printError("kiln: reloaded \(try shared.loader.reload(crateNamed: path, with: module))")
                 } catch {
-                    printError("error: reload of \(path) failed, nothing changed: \(error)")
+                    let lines = "\(error)".split(separator: "\n")
+                    printError("error: reload of \(path) failed, nothing changed: \(lines.first ?? "")")
+                    for line in lines.dropFirst() { printError("error: \(line)") }
                 }
             }
         }
