@@ -104,6 +104,8 @@ public final class Loader {
     let registry = CrateRegistry()
     /// One callback stub per function identity.
     var stubs = CallbackStubs()
+    /// The crates and names made visible to C (dlopen'd libraries).
+    let symbolExports = SymbolExports()
     /// Set by a compaction that could not stop every thread: the next runtime entry tries again.
     var compactionRequested = false
     /// Set once `keepUntilExit` has made the loader immortal.

@@ -11,15 +11,19 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Link IL files and crate files in memory and run the program.",
         discussion: """
-            Every leading argument that names an IL file (.ssa, .il, .qbe) or a crate file \
-            (.kcrate) is a crate; together they are linked by their exported symbols (an \
-            export defined twice is an error) and the exported $main(argc, argv, envp) is \
+            The first argument is a crate: an IL file or a crate file (told apart by their \
+            contents, whatever the extension). So is every argument after it that ends in \
+            .ssa, .il, .qbe or .kcrate or names a crate file; together they are linked by \
+            their exported symbols (an export defined twice is an error) and the exported \
+            $main(argc, argv, envp) is \
             called; kiln exits with its result after flushing C's output streams. Calls \
             between crates go through each crate's TOC and are bound on first call: a \
             symbol nothing defines is an error when it is first called. Other symbols \
-            resolve against libc, libm and the --link libraries. --link and --stats may \
-            come before or right after the files; everything after them (or after --) \
-            goes to the program: `kiln run main.ssa util.kcrate a b`, \
+            resolve against libc, libm and the --link libraries. With --export-symbols, the \
+            crates' exported functions are also symbols that shared objects the program \
+            opens later with dlopen resolve (through stubs that follow reloads). --link, \
+            --stats, --watch and --export-symbols may come before or right after the files; \
+            everything after them (or after --) goes to the program: `kiln run main.ssa util.kcrate a b`, \
             `kiln run prog.ssa --link lib.so -- --verbose`. With --watch, a crate whose file \
             changes is recompiled and reloaded while the program runs, once the file has \
             kept its size and modification time for 100 ms (KILN_WATCH_SETTLE_MS sets \
@@ -43,23 +47,32 @@ struct Run: ParsableCommand {
     @Flag(help: "Reload a crate whenever its file changes, while the program runs.")
     var watch = false
 
+    @Flag(help: "Make the crates' exported functions visible to shared objects the program opens with dlopen.")
+    var exportSymbols = false
+
     @Argument(parsing: .captureForPassthrough, help: "The crates (IL or crate files), then the program's arguments.")
     var arguments: [String] = []
 
     /// The crates, the `--link` libraries, the flags, and the program's arguments.
-    func split() throws -> (crates: [String], libraries: [String], stats: Bool, watch: Bool, program: [String]) {
+    func split() throws -> (crates: [String], libraries: [String], stats: Bool, watch: Bool, exportSymbols: Bool,
+                            program: [String]) {
         // The arguments are captured whole (the program's own options must pass through),
-        // so a leading --help has to be recognised here.
+        // so a leading --help has to be recognised here, and a leading option that is not
+        // one of kiln's is an error rather than the name of a crate.
         if let first = arguments.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
+        if let first = arguments.first, first.hasPrefix("-"), first != "--" {
+            throw ValidationError("unknown option '\(first)'")
+        }
         var crates: [String] = []
         var remaining = arguments[...]
-        while let first = remaining.first, isCrateFile(first) {
+        while let first = remaining.first, first != "--", crates.isEmpty || isCrateFile(first) {
             crates.append(first)
             remaining = remaining.dropFirst()
         }
         var libraries = self.libraries
         var stats = self.stats
         var watch = self.watch
+        var exportSymbols = self.exportSymbols
         while let first = remaining.first {
             if first == "--link" {
                 guard remaining.count >= 2 else { throw ValidationError("--link needs a shared object") }
@@ -74,19 +87,22 @@ struct Run: ParsableCommand {
             } else if first == "--watch" {
                 watch = true
                 remaining = remaining.dropFirst()
+            } else if first == "--export-symbols" {
+                exportSymbols = true
+                remaining = remaining.dropFirst()
             } else {
                 break
             }
         }
         if remaining.first == "--" { remaining = remaining.dropFirst() }
         guard !crates.isEmpty else {
-            throw ValidationError("name at least one IL file (.ssa, .il, .qbe) or crate file (.kcrate)")
+            throw ValidationError("name at least one IL file or crate file")
         }
-        return (crates, libraries, stats, watch, Array(remaining))
+        return (crates, libraries, stats, watch, exportSymbols, Array(remaining))
     }
 
     func run() throws {
-        let (paths, libraries, stats, watch, program) = try split()
+        let (paths, libraries, stats, watch, exportSymbols, program) = try split()
         var modules: [CompiledModule] = []
         for path in paths {
             guard let module = compiledCrate(path) else { throw ExitCode(1) }
@@ -96,12 +112,18 @@ struct Run: ParsableCommand {
         let loader: Loader
         do {
             loader = try Loader(linkLibraries: libraries)
+            // Registered before the program can register exit handlers of its own, so the
+            // figures come last, whether main returns or the program calls exit().
+            if stats { Host.atExit { printError(statistics(loader)) } }
             let crates = try loader.load(modules)
             guard let main = crates.first(where: { crate in
                 crate.functionIndex(named: "main").map { crate.module.functions[$0].isExported } ?? false
             }) else {
                 printError("error: no crate exports $main (crates: \(paths.joined(separator: ", ")))")
                 throw ExitCode(1)
+            }
+            if exportSymbols {
+                for crate in crates { try loader.exportSymbols(of: crate) }
             }
             if watch { startWatching(paths, loader: loader) }
             // The program's exit handlers run when the process exits (with its status), and
@@ -112,14 +134,14 @@ struct Run: ParsableCommand {
             printError("error: \(error)")
             throw ExitCode(1)
         }
-        if stats { printError(statistics(loader)) }
         throw ExitCode(status)
     }
 }
 
-/// Whether `path` names an input `kiln run` and `kiln dis` read as a crate.
+/// Whether `path` names an input `kiln run` and `kiln dis` read as a crate beyond the
+/// first: its extension is one of IL or crate files, or it is a crate file.
 func isCrateFile(_ path: String) -> Bool {
-    [".ssa", ".il", ".qbe", ".kcrate"].contains { path.hasSuffix($0) }
+    [".ssa", ".il", ".qbe", ".kcrate"].contains { path.hasSuffix($0) } || Host.file(path, beginsWith: CrateFile.magic)
 }
 
 /// The compiled module of an IL file or a crate file, or nil after printing why not.
@@ -128,24 +150,36 @@ func compiledCrate(_ path: String) -> CompiledModule? {
     do {
         bytes = try Host.readFile(path)
     } catch {
-        printError("\(path): error: \(error.reason)")
+        printError("error: \(error)")
         return nil
     }
     return compiledCrate(path, contents: bytes)
 }
 
+/// Whether `bytes` are meant as a crate file: they begin with its magic, or the path says
+/// so (a damaged crate file is then reported as such, not as bad IL).
+func isCrateFileContents(_ path: String, _ bytes: [UInt8]) -> Bool {
+    bytes.starts(with: CrateFile.magic) || path.hasSuffix(".kcrate")
+}
+
+/// The module a crate file holds, named as recorded in it (the IL file it was built from),
+/// or nil after printing why it cannot be used.
+func decodedCrateFile(_ path: String, contents bytes: [UInt8]) -> CompiledModule? {
+    do {
+        return try CrateFile.decode(bytes)
+    } catch {
+        printError("error: \(path): not a usable crate file: \(error)")
+        return nil
+    }
+}
+
 /// The compiled module of the contents of an IL file or a crate file (which is which, the
-/// path's extension says), or nil after printing why not.
+/// contents say), named by `path`, or nil after printing why not.
 func compiledCrate(_ path: String, contents bytes: [UInt8]) -> CompiledModule? {
-    if path.hasSuffix(".kcrate") {
-        do {
-            var module = try CrateFile.decode(bytes)
-            module.name = path
-            return module
-        } catch {
-            printError("\(path): error: not a usable crate file: \(error)")
-            return nil
-        }
+    if isCrateFileContents(path, bytes) {
+        guard var module = decodedCrateFile(path, contents: bytes) else { return nil }
+        module.name = path
+        return module
     }
     guard let module = frontEnd(SourceFile(name: path, bytes: bytes)) else { return nil }
     do {
@@ -153,7 +187,7 @@ func compiledCrate(_ path: String, contents bytes: [UInt8]) -> CompiledModule? {
     } catch let error as CompileError {
         printError(error.diagnostic.rendered)
     } catch {
-        printError("\(path): error: \(error)")
+        printError("error: \(path): \(error)")
     }
     return nil
 }

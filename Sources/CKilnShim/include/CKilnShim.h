@@ -98,6 +98,11 @@ size_t kiln_world_sigframe_registers_offset(void);
 /// The signal used to stop threads.
 int kiln_world_signal(void);
 
+/// Whether another thread is stopping the world or holds it stopped (between the start of
+/// `kiln_world_stop` and the end of `kiln_world_resume`) and the calling thread is one that
+/// stops leave running (exempt, or blocking the signal). Allocates nothing.
+int kiln_world_is_left_running_in_a_stop(void);
+
 /// Whether the suspension handler is still the one the runtime installed (a
 /// program may have replaced it; then no thread answers).
 int kiln_world_handler_is_installed(void);
