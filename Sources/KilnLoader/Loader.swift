@@ -117,6 +117,8 @@ public final class Loader {
     /// For tests: the step of preparing the next reload that fails (see `checkpoint`).
     var reloadFaultStep: Int?
     var routines: RuntimeRoutines!
+    /// The C unwinder's rule for this loader's code (CKilnShim's crash.c).
+    private var unwindRule: UnsafeMutableRawPointer?
     let lock = RuntimeLock()
     var placementState: UInt64
     /// Counters for `kiln stats` and the tests.
@@ -163,6 +165,9 @@ public final class Loader {
         self.options = options
         self.placementState = options.placementSeed ?? 0
         routines = try RuntimeRoutines(heap: heap, context: Unmanaged.passUnretained(self).toOpaque())
+        // Generated code keeps a frame pointer: the C unwinder (crash reports, a C++
+        // exception passing through) leaves its frames by rbp.
+        unwindRule = kiln_unwind_register(heap.codeBase, heap.codeBase + UInt(heap.region.halfSize))
         roots.resolverReturn = routines.resolverReturn
         try link(library: "libm.so.6")
         for library in linkLibraries { try link(library: library) }
@@ -173,6 +178,7 @@ public final class Loader {
     /// library's). No thread may be running the loader's code any more.
     deinit {
         kiln_run_exit_handlers_in(regionRange.lowerBound, regionRange.upperBound)
+        kiln_unwind_deregister(unwindRule, heap.codeBase)
         for crate in registry.all {
             for version in crate.versions {
                 for range in version.ownedThreadData { ThreadLocalData.unregister(offset: range.offset, size: range.size) }

@@ -32,7 +32,9 @@ struct Run: ParsableCommand {
             effect at the program's next call through a TOC (any call to C or to another \
             crate); calls in progress finish in the old code. A fatal error of the program \
             (a call to an undefined symbol, or through the stub of a removed function) exits \
-            with status 70. Set KILN_STRESS=compact to compact the code heap at every entry \
+            with status 70; a fault in the program's code (or a call to abort) prints the \
+            signal and a backtrace of crates, functions and IL lines and exits with 128 + \
+            the signal, unless the program handles that signal itself. Set KILN_STRESS=compact to compact the code heap at every entry \
             into the runtime.
             """
     )
@@ -129,6 +131,7 @@ struct Run: ParsableCommand {
             // The program's exit handlers run when the process exits (with its status), and
             // its threads may still run: the code stays until then.
             loader.keepUntilExit()
+            try loader.installCrashReports()
             status = try main.runMain(arguments: [main.name] + program)
         } catch let error as LoadError {
             printError("error: \(error)")

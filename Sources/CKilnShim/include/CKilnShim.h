@@ -168,4 +168,40 @@ void *kiln_tls_address(int32_t offset);
 /// `kiln_tls_address` as a plain pointer, for a slot.
 const void *kiln_tls_address_entry(void);
 
+// Crash reports (crash.c).
+//
+// A fault in a program's own code prints one short report (the signal, the
+// address, a backtrace naming crates, functions and IL lines, and C symbols)
+// and ends the process with 128 + the signal; the runtime's fatal errors
+// print the same backtrace.
+
+/// Names the frame at `address` (a pc, or a return address minus one) of generated
+/// code: writes at most `capacity` bytes to `buffer` and returns how many, 0 for a
+/// frame of the runtime's own routines (left out), -1 when the address is not
+/// generated code. Runs inside a signal handler: see crash.c for what it may do.
+typedef int (*kiln_crash_describer)(void *context, uintptr_t address, char *buffer, int capacity);
+
+/// Installs the handlers of the crash signals (the previous ones are kept for
+/// faults in Kiln's own code), gives the calling thread an alternate signal
+/// stack, and names frames with `describer`. Call it again to change the
+/// describer. 0, or -1 when a handler could not be installed.
+int kiln_crash_install(kiln_crash_describer describer, void *context);
+
+/// Gives the calling thread an alternate signal stack (once crash reports are
+/// installed), so that its stack overflow can be reported. Freed when it exits.
+void kiln_crash_prepare_thread(void);
+
+/// Flushes C stdio, prints `kiln: error: message` and the backtrace of the
+/// calling thread to standard error, and ends the process with `status`.
+_Noreturn void kiln_crash_report_error(const char *message, int status, kiln_crash_describer describer, void *context);
+
+/// Tells the C unwinder how to leave frames of generated code in [low, high)
+/// (the caller's frame at rbp + 16). Returns a handle for `kiln_unwind_deregister`.
+void *kiln_unwind_register(uintptr_t low, uintptr_t high);
+void kiln_unwind_deregister(void *handle, uintptr_t low);
+
+/// What generated code gets for `pthread_create`: the same, and the new thread
+/// gets an alternate signal stack when crash reports are installed.
+const void *kiln_pthread_create_entry(void);
+
 #endif
