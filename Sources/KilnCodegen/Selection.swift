@@ -86,6 +86,80 @@ struct Selector {
                                      items: (0..<function.phiArguments.count).map { Int32($0) })
         for block in function.blocks where block.jump.arg.isTemp { uses[Int(block.jump.arg.index)] += 1 }
         findAddressOnlyTemps()
+        findLoadsExtendedAtOnce()
+    }
+
+    /// A narrow load read only by the extension right after it in the same block (C's
+    /// `(unsigned char)*p` becomes `loadsb` then `extub`) is not emitted: the extension loads
+    /// from memory itself with the combined width and signedness (`extendedLoad`). Nothing
+    /// can write memory between the two, since they are neighbours.
+    mutating func findLoadsExtendedAtOnce() {
+        for block in function.blocks {
+            let range = block.instructionRange
+            guard range.count >= 2 else { continue }
+            for index in (range.lowerBound + 1)..<range.upperBound {
+                let widening = function.instructions[index]
+                switch widening.op {
+                case .extsb, .extub, .extsh, .extuh, .extsw, .extuw: break
+                default: continue
+                }
+                guard widening.arg0.isTemp else { continue }
+                let temp = Int(widening.arg0.index)
+                guard uses[temp] == 1, definition[temp] == Int32(index - 1) else { continue }
+                let load = function.instructions[index - 1]
+                if Selector.extendedLoad(load, widening) != nil { foldedAway.insert(UInt32(temp)) }
+            }
+        }
+    }
+
+    /// The one x86 load that gives `widening` applied to the value of `load`, as the
+    /// instruction, its destination width and the width it reads; nil when none does.
+    static func extendedLoad(_ load: Instruction, _ widening: Instruction) -> (op: MOp, width: Width)? {
+        let loaded: (bits: Int, signed: Bool)
+        switch load.op {
+        case .loadsb: loaded = (8, true)
+        case .loadub: loaded = (8, false)
+        case .loadsh: loaded = (16, true)
+        case .loaduh: loaded = (16, false)
+        case .loadsw: loaded = (32, true)
+        case .loaduw: loaded = (32, false)
+        case .load where load.cls == .w: loaded = (32, true)
+        default: return nil
+        }
+        let extended: (bits: Int, signed: Bool)
+        switch widening.op {
+        case .extsb: extended = (8, true)
+        case .extub: extended = (8, false)
+        case .extsh: extended = (16, true)
+        case .extuh: extended = (16, false)
+        case .extsw: extended = (32, true)
+        case .extuw: extended = (32, false)
+        default: return nil
+        }
+        let result = Selector.width(widening.cls)
+        // The extension keeps the low `extended.bits` of what was loaded; when those are no more
+        // than the load read, they are the first bytes in memory (little-endian).
+        var read = extended
+        if extended.bits > loaded.bits {
+            if !loaded.signed {
+                read = loaded
+            } else if extended.signed {
+                read = loaded
+            } else if extended.bits == 32 {
+                // Sign-extended to 32 bits, then those zero-extended: a 32-bit movsx does both.
+                return (loaded.bits == 8 ? .movsx(.b8) : .movsx(.b16), .b32)
+            } else {
+                return nil
+            }
+        }
+        switch (read.bits, read.signed) {
+        case (8, true): return (.movsx(.b8), result)
+        case (8, false): return (.movzx(.b8), .b32)
+        case (16, true): return (.movsx(.b16), result)
+        case (16, false): return (.movzx(.b16), .b32)
+        case (32, true): return result == .b64 ? (.movsx(.b32), .b64) : (.mov, .b32)
+        default: return (.mov, .b32)
+        }
     }
 
     /// An `add` used only as the address of loads and stores is folded into each of them,
