@@ -199,6 +199,7 @@ struct LinearScan {
     mutating func run() -> Allocation {
         let virtualCount = machine.bankOfVirtual.count
         var assigned: [(register: Int32, start: Int32, location: Location)] = []
+        assigned.reserveCapacity(virtualCount + virtualCount / 2)
         var spillSlot = [Int32](repeating: -1, count: virtualCount)
         var spillSlots: Int32 = 0
         var queue = PieceQueue()
@@ -210,6 +211,8 @@ struct LinearScan {
         // where its state next changes, so most steps touch nothing but that number.
         var active: [Holder] = []
         var inactive: [Holder] = []
+        active.reserveCapacity(32)
+        inactive.reserveCapacity(32)
         var usedCalleeSaved = [Bool](repeating: false, count: 32)
         var lastRegister = [Reg](repeating: -1, count: virtualCount)
         let fixed: [Piece] = (0..<Int(firstVirtual)).map { register in

@@ -34,15 +34,15 @@ struct Selector {
     /// The instruction defining each temporary (-1: a phi or nothing).
     var definition: [Int32]
     /// Temporaries whose comparison is emitted at the block's jump instead of at its definition.
-    var fused: Set<UInt32> = []
+    var fused: TempSet
     /// The number of predecessors of each IL block.
     var predecessorCounts: [Int] = []
     /// The machine block of each IL block (split edges get blocks of their own in between).
     var machineBlock: [Int32] = []
     /// Temporaries computed only to be folded into addressing modes: not emitted.
-    var foldedAway: Set<UInt32> = []
+    var foldedAway: TempSet
     /// Temporaries that name a static stack object.
-    var frameObjectOfTemp: [UInt32: Int32] = [:]
+    var frameObjectOfTemp: TempMap
     var location = SourceLocation.none
     /// The hidden return pointer of a function returning a MEMORY aggregate.
     var returnPointer: Reg = -1
@@ -62,6 +62,9 @@ struct Selector {
         machine = MachineFunction(name: unquoted(module.text(function.name)), isExported: function.linkage.isExport,
                                   blocks: [], location: function.location)
         registerOfTemp = Array(repeating: -1, count: function.temps.count)
+        fused = TempSet(count: function.temps.count)
+        foldedAway = TempSet(count: function.temps.count)
+        frameObjectOfTemp = TempMap(count: function.temps.count)
         uses = Array(repeating: 0, count: function.temps.count)
         definition = Array(repeating: -1, count: function.temps.count)
         for (index, instruction) in function.instructions.enumerated() {
@@ -107,7 +110,7 @@ struct Selector {
                 let temp = Int(widening.arg0.index)
                 guard uses[temp] == 1, definition[temp] == Int32(index - 1) else { continue }
                 let load = function.instructions[index - 1]
-                if Selector.extendedLoad(load, widening) != nil { foldedAway.insert(UInt32(temp)) }
+                if Selector.extendedLoad(load, widening) != nil { foldedAway.insert(temp) }
             }
         }
     }
@@ -174,12 +177,12 @@ struct Selector {
         for instruction in function.instructions where instruction.op == .add && instruction.cls == .l && instruction.to.isTemp {
             let temp = Int(instruction.to.index)
             guard uses[temp] > 0, uses[temp] == addressUses[temp], isFoldable(instruction) else { continue }
-            foldedAway.insert(UInt32(temp))
+            foldedAway.insert(temp)
             let hasConstant = [instruction.arg0, instruction.arg1].contains { constant($0) != nil }
             if !hasConstant, let (_, index) = scaledOperands(of: instruction) { indexUses[Int(index.index)] += 1 }
         }
         for (temp, count) in indexUses.enumerated() where count > 0 && count == uses[temp] {
-            foldedAway.insert(UInt32(temp))
+            foldedAway.insert(temp)
         }
     }
 
@@ -392,5 +395,28 @@ struct Selector {
         default: return nil
         }
         return (instruction.arg0.index, scale)
+    }
+}
+
+/// A set of a function's temporaries: one flag per temporary, no hashing.
+struct TempSet {
+    private var flags: [Bool]
+
+    init(count: Int) { flags = [Bool](repeating: false, count: count) }
+
+    func contains(_ temp: UInt32) -> Bool { flags[Int(temp)] }
+    mutating func insert(_ temp: UInt32) { flags[Int(temp)] = true }
+    mutating func insert(_ temp: Int) { flags[temp] = true }
+}
+
+/// A map from a function's temporaries to small non-negative numbers, one slot per temporary.
+struct TempMap {
+    private var values: [Int32]
+
+    init(count: Int) { values = [Int32](repeating: -1, count: count) }
+
+    subscript(temp: UInt32) -> Int32? {
+        get { values[Int(temp)] < 0 ? nil : values[Int(temp)] }
+        set { values[Int(temp)] = newValue ?? -1 }
     }
 }
