@@ -199,6 +199,7 @@ struct LinearScan {
     mutating func run() -> Allocation {
         let virtualCount = machine.bankOfVirtual.count
         var assigned: [(register: Int32, start: Int32, location: Location)] = []
+        assigned.reserveCapacity(virtualCount + virtualCount / 2)
         var spillSlot = [Int32](repeating: -1, count: virtualCount)
         var spillSlots: Int32 = 0
         var queue = PieceQueue()
@@ -210,6 +211,8 @@ struct LinearScan {
         // where its state next changes, so most steps touch nothing but that number.
         var active: [Holder] = []
         var inactive: [Holder] = []
+        active.reserveCapacity(32)
+        inactive.reserveCapacity(32)
         var usedCalleeSaved = [Bool](repeating: false, count: 32)
         var lastRegister = [Reg](repeating: -1, count: virtualCount)
         let fixed: [Piece] = (0..<Int(firstVirtual)).map { register in
@@ -238,9 +241,23 @@ struct LinearScan {
 
         var freeUntil = [Int32](repeating: 0, count: 32)
         var blockedByInactive = [Bool](repeating: false, count: 32)
-        while let current = queue.pop() {
-            let position = current.start
-            let end = current.end
+        // Pieces come out of the queue in order of start, so each fixed interval keeps a cursor
+        // past its ranges that end before the current start: most of them then answer "not
+        // before this piece ends" from one comparison, without a search.
+        var fixedCursor = fixed.map { Int($0.low) }
+        var callCursor = Int(callPositions.low)
+        var position: Int32 = 0, end: Int32 = 0
+        var current = Piece(register: 0, low: 0, high: 0, start: 0, end: 0)
+        func fixedIntersection(_ piece: Piece, _ cursor: inout Int) -> Int32 {
+            let high = Int(piece.high)
+            while cursor < high && store.ends[cursor] <= position { cursor += 1 }
+            if cursor == high || store.starts[cursor] >= end { return Int32.max }
+            return piece.firstIntersection(with: current, store) ?? Int32.max
+        }
+        while let next = queue.pop() {
+            current = next
+            position = current.start
+            end = current.end
             var kept = 0
             for index in active.indices {
                 var holder = active[index]
@@ -280,9 +297,9 @@ struct LinearScan {
             let candidates = LinearScan.candidates(bank)
             // How long each register stays free for this piece: until its fixed uses, and for a
             // caller-saved register until the first call the piece spans.
-            let firstCall = callPositions.firstIntersection(with: current, store) ?? Int32.max
+            let firstCall = fixedIntersection(callPositions, &callCursor)
             for register in candidates {
-                var limit = fixed[Int(register)].firstIntersection(with: current, store) ?? Int32.max
+                var limit = fixedIntersection(fixed[Int(register)], &fixedCursor[Int(register)])
                 if LinearScan.isCallerSaved[Int(register)] { limit = min(limit, firstCall) }
                 freeUntil[Int(register)] = limit
                 blockedByInactive[Int(register)] = false

@@ -109,4 +109,28 @@ func compiled(_ text: String) throws -> (Module, CompiledModule) {
         #expect(diagnostics.isEmpty)
         #expect(throws: CompileError.self) { try compileModule(module) }
     }
+
+    /// `loadsb` read only by `extub` is one `movzx` from memory, not `movsx` then `movzx`;
+    /// with a second reader the load stays and the extension is a register `movzx`.
+    @Test func narrowLoadAndExtensionBecomeOneLoad() throws {
+        func opcodes(_ body: String) throws -> (movsx: Int, movzx: Int) {
+            let (_, module) = try compiled("""
+                export function w $f(l %p) {
+                @start
+                \(body)
+                }
+                """)
+            let code = try #require(module.functions.first).code
+            var movsx = 0, movzx = 0
+            for index in code.indices.dropLast() where code[index] == 0x0F {
+                if code[index + 1] == 0xBE { movsx += 1 }
+                if code[index + 1] == 0xB6 { movzx += 1 }
+            }
+            return (movsx, movzx)
+        }
+        let alone = try opcodes("%a =w loadsb %p\n%b =w extub %a\nret %b")
+        #expect(alone.movsx == 0 && alone.movzx == 1)
+        let shared = try opcodes("%a =w loadsb %p\n%b =w extub %a\n%c =w add %a, %b\nret %c")
+        #expect(shared.movsx == 1 && shared.movzx == 1)
+    }
 }
