@@ -53,7 +53,7 @@ let package = Package(
         // collector, handles. Knows nothing of code generation or the loader.
         .target(name: "KilnManagedHeap", exclude: ["include"], swiftSettings: runtime),
         // The runtime: loads compiled modules into executable memory, links, runs, reloads them.
-        .target(name: "KilnLoader", dependencies: ["KilnCode", "KilnX64", "CKilnShim"], swiftSettings: runtime),
+        .target(name: "KilnLoader", dependencies: ["KilnCode", "KilnX64", "CKilnShim", "KilnManagedHeap"], swiftSettings: runtime),
         // Tools around the runtime, for the command and the tests only (a host that embeds
         // Kiln links KilnLoader without them): the `kiln test` runner (gcc, child processes),
         // and files, processes and a watcher thread for the command.

@@ -29,7 +29,7 @@ extension Loader {
             "atexit": UInt(bitPattern: kiln_atexit_entry()),
             "on_exit": UInt(bitPattern: kiln_on_exit_entry()),
             "__cxa_atexit": UInt(bitPattern: kiln_cxa_atexit_entry()),
-        ]
+        ].merging(ManagedRuntime.symbols) { first, _ in first }
     }
 
     /// Runtime services that need the caller's frame: their slots are never bound and
