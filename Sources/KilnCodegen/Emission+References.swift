@@ -43,6 +43,12 @@ let inlineAllocationLimit: Int64 = 4096
 
 /// Header bits (ObjectHeader.swift in KilnManagedHeap: a test checks they agree).
 let rawHeaderBit: UInt64 = 1 << 63
+let codeHeaderBit: UInt64 = 1 << 61
+
+extension AllocationSite {
+    /// The kind bits of the header.
+    var kindBits: UInt64 { isRaw ? rawHeaderBit : isClosure ? codeHeaderBit : 0 }
+}
 
 /// An allocation's slow path, emitted after the function's blocks.
 struct SlowAllocationPath {
@@ -102,14 +108,14 @@ extension Emitter {
         buffer.jcc(.a, to: slow)
         buffer.mov(.b64, Memory(base: .r11), .r10)
         if let count = site.count {
-            if site.isRaw {
-                _ = buffer.movabs(.r10, imm64: Int64(bitPattern: rawHeaderBit | UInt64(count)))
+            if site.kindBits != 0 {
+                _ = buffer.movabs(.r10, imm64: Int64(bitPattern: site.kindBits | UInt64(count)))
                 buffer.mov(.b64, Memory(base: .rax), .r10)
             } else {
                 buffer.mov(.b64, Memory(base: .rax), imm: Int32(count))
             }
-        } else if site.isRaw {
-            _ = buffer.movabs(.r10, imm64: Int64(bitPattern: rawHeaderBit))
+        } else if site.kindBits != 0 {
+            _ = buffer.movabs(.r10, imm64: Int64(bitPattern: site.kindBits))
             buffer.alu(.or, .b64, .r10, .rdi)
             buffer.mov(.b64, Memory(base: .rax), .r10)
         } else {
@@ -130,14 +136,14 @@ extension Emitter {
             bindInline(path.entry)
             let site = path.site
             if let count = site.count {
-                let header = site.isRaw ? rawHeaderBit | UInt64(bitPattern: count) : UInt64(bitPattern: count)
+                let header = site.kindBits | UInt64(bitPattern: count)
                 if header <= UInt64(Int32.max) {
                     buffer.mov(.b32, .rdi, imm: Int64(header))
                 } else {
                     _ = buffer.movabs(.rdi, imm64: Int64(bitPattern: header))
                 }
-            } else if site.isRaw {
-                _ = buffer.movabs(.r10, imm64: Int64(bitPattern: rawHeaderBit))
+            } else if site.kindBits != 0 {
+                _ = buffer.movabs(.r10, imm64: Int64(bitPattern: site.kindBits))
                 buffer.alu(.or, .b64, .rdi, .r10)
             }
             buffer.call(.rip(0))

@@ -96,7 +96,7 @@ extension Selector {
             try selectVaStart(instruction)
         case .vaarg:
             try selectVaArg(instruction, to)
-        case .rnew, .rnewb, .rload, .rloadb, .rlen, .rtag, .runtag, .risref, .loadr, .storer,
+        case .rnew, .rnewb, .rload, .rloadb, .rlen, .rtag, .runtag, .risref, .loadr, .storer, .rclosure, .rcode,
              .rstore0, .rstore1, .rstoreb0, .rstoreb1:
             try selectReference(index, to)
         default:

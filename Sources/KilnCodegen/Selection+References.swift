@@ -19,12 +19,14 @@ import KilnCode
 import KilnIL
 import KilnX64
 
-/// One `rnew`/`rnewb`, as emission needs it.
+/// One `rnew`/`rnewb`/`rclosure`, as emission needs it.
 struct AllocationSite {
     /// A raw object (bytes) rather than tagged fields.
     var isRaw: Bool
     /// The field or byte count when it is a constant; otherwise it is in rdi.
     var count: Int64?
+    /// A closure: the header has the code bit, field 0 the function's address.
+    var isClosure = false
 }
 
 /// The runtime symbols generated code reaches for the managed heap (bound by the loader).
@@ -43,6 +45,11 @@ extension Selector {
         switch instruction.op {
         case .rnew, .rnewb:
             try selectAllocation(instruction, to)
+        case .rclosure:
+            try selectClosure(instruction, to)
+        case .rcode:
+            let closure = try integerRegister(instruction.arg0, .b64)
+            emit(.mov, .b64, .reg(to), .mem(MMem(base: .reg(closure), displacement: 7)))
         case .rload:
             emit(.mov, .b64, .reg(to), .mem(try elementAddress(instruction.arg0, instruction.arg1, scale: .x8)))
         case .rloadb:
@@ -96,6 +103,28 @@ extension Selector {
             }
         }
         return MMem(base: .reg(base), index: try integerRegister(index, .b64), scale: scale, displacement: 7)
+    }
+
+    /// `rclosure $f, n`: an object of n + 1 fields with the code bit, field 0 the address of
+    /// $f (its callback stub, which never moves: see IL-EXTENSIONS.md).
+    mutating func selectClosure(_ instruction: Instruction, _ to: Reg) throws {
+        let code = try integerRegister(instruction.arg0, .b64)
+        var site = AllocationSite(isRaw: false, count: nil, isClosure: true)
+        var uses: [Reg] = []
+        if let constant = constant(instruction.arg1), constant.kind == .bits {
+            let (count, overflow) = Int64(bitPattern: constant.bits).addingReportingOverflow(1)
+            site.count = overflow ? -1 : count
+        } else {
+            emit(.mov, .b64, .reg(physical(GPR.rdi)), .reg(try integerRegister(instruction.arg1, .b64)))
+            emit(.alu(.add), .b64, .reg(physical(GPR.rdi)), .imm(1))
+            uses.append(physical(GPR.rdi))
+        }
+        machine.makesCalls = true
+        machine.calls.append(CallInfo(uses: uses, results: [physical(GPR.rax)], allocation: site))
+        emit(.call(Int32(machine.calls.count - 1)), .b64,
+             .mem(MMem(base: .target(machine.target(.addressSlot(ManagedSymbols.allocate))))))
+        emit(.mov, .b64, .reg(to), .reg(physical(GPR.rax)))
+        emit(.mov, .b64, .mem(MMem(base: .reg(to), displacement: 7)), .reg(code))
     }
 
     /// `rnew`/`rnewb`: a call for the allocator (see the file comment), result in rax.
