@@ -62,7 +62,7 @@ let package = Package(
         // collector, handles. Knows nothing of code generation or the loader.
         .target(name: "KilnManagedHeap", exclude: ["include"], swiftSettings: runtime),
         // The runtime: loads compiled modules into executable memory, links, runs, reloads them.
-        .target(name: "KilnLoader", dependencies: ["KilnCode", "KilnX64", "CKilnShim"], swiftSettings: runtime),
+        .target(name: "KilnLoader", dependencies: ["KilnCode", "KilnX64", "CKilnShim", "KilnManagedHeap"], swiftSettings: runtime),
         // The C embedding API: handles, errors as strings, @_cdecl entries over the loader.
         // Its header is include/kiln.h; the product KilnC is the shared library hosts link.
         .target(name: "KilnC", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader"], exclude: ["include"]),

@@ -53,6 +53,9 @@ struct Allocation {
     /// `moves[moveFirst[key] ..< moveFirst[key + 1]]`.
     var moveFirst: [Int32]
     var moves: [LocationMove]
+    /// For each call (by instruction index) in a function with references: the spill slots
+    /// holding references live across it, which its stack map lists.
+    var safepointSlots: [Int32: [Int32]] = [:]
 
     /// Where a virtual register lives at an instruction (position 2 x instruction index).
     func location(_ register: Reg, at position: Int32) -> Location {
@@ -161,6 +164,9 @@ struct LinearScan {
     }
 
     static func candidates(_ bank: Bank) -> [Reg] { bank == .gpr ? gprCandidates : xmmCandidates }
+    /// Registers for managed references: caller-saved only, so that no reference is in a
+    /// register across a call (Allocation+References.swift).
+    static let referenceCandidates: [Reg] = [GPR.rax, .rcx, .rdx, .rsi, .rdi, .r8, .r9].map { physical($0) }
 
     /// The block holding a position (binary search over block starts).
     func block(at position: Int32) -> Int {
@@ -294,7 +300,8 @@ struct LinearScan {
             inactive.removeLast(inactive.count - kept)
 
             let bank = machine.bank(current.register)
-            let candidates = LinearScan.candidates(bank)
+            let isReference = machine.references.contains(current.register)
+            let candidates = isReference ? LinearScan.referenceCandidates : LinearScan.candidates(bank)
             // How long each register stays free for this piece: until its fixed uses, and for a
             // caller-saved register until the first call the piece spans.
             let firstCall = fixedIntersection(callPositions, &callCursor)
@@ -316,7 +323,7 @@ struct LinearScan {
             var choice = candidates[0]
             for register in candidates where freeUntil[Int(register)] > freeUntil[Int(choice)] { choice = register }
             if hint >= 0, hint < 32, bankOfPhysical(hint) == bank, LinearScan.isAllocatable[Int(hint)],
-               freeUntil[Int(hint)] >= end {
+               !isReference || LinearScan.isCallerSaved[Int(hint)], freeUntil[Int(hint)] >= end {
                 choice = hint
             }
             if freeUntil[Int(choice)] >= end {
@@ -342,6 +349,7 @@ struct LinearScan {
             // moves to its stack slot for the rest of its life.
             var victim: Int?
             for (index, holder) in active.enumerated() where bankOfPhysical(holder.register) == bank
+                && (!isReference || LinearScan.isCallerSaved[Int(holder.register)])
                 && holder.piece.end > end
                 && fixed[Int(holder.register)].firstIntersection(with: current, store) == nil
                 && !(LinearScan.isCallerSaved[Int(holder.register)] && firstCall != Int32.max)
@@ -364,6 +372,7 @@ struct LinearScan {
         var allocation = Allocation(assigned, virtualCount: virtualCount, spillSlotCount: spillSlots,
                                     usedCalleeSaved: saved, instructionCount: operands.count)
         resolve(&allocation)
+        if !machine.references.isEmpty { allocation.safepointSlots = referenceSlotsAtCalls(allocation) }
         return allocation
     }
 }

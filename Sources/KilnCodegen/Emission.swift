@@ -43,6 +43,10 @@ struct Emitter: ~Copyable {
     var currentPosition: Int32 = 0
     /// A rip-relative relocation waiting for the instruction that uses it.
     var pendingTarget: (RelocationTarget, Int64)?
+    /// Stack maps recorded so far (Emission+References.swift).
+    var stackMaps: [StackMap] = []
+    /// Allocation slow paths waiting to be emitted after the last block.
+    var slowAllocationPaths: [SlowAllocationPath] = []
 
     init(machine: MachineFunction, allocation: Allocation) {
         self.machine = machine
@@ -131,6 +135,7 @@ struct Emitter: ~Copyable {
                 try emit(instruction)
             }
         }
+        emitSlowAllocationPaths()
         if !machine.pool.isEmpty {
             buffer.align(to: 16)
             for (index, entry) in machine.pool.enumerated() {
@@ -143,8 +148,9 @@ struct Emitter: ~Copyable {
         } catch {
             throw EmissionError(message: "internal error: \(error)")
         }
+        stackMaps.sort { $0.codeOffset < $1.codeOffset }
         return CodeObject(name: machine.name, isExported: machine.isExported, code: buffer.bytes,
-                          relocations: relocations, lineTable: lineTable)
+                          relocations: relocations, lineTable: lineTable, stackMaps: stackMaps)
     }
 
     /// Whether a block does nothing but jump once its copies are allocated; its target if so.

@@ -101,8 +101,11 @@ extension Selector {
             try selectVaStart(instruction)
         case .vaarg:
             try selectVaArg(instruction, to)
+        case .rnew, .rnewb, .rload, .rloadb, .rlen, .rtag, .runtag, .risref, .loadr, .storer, .rclosure, .rcode,
+             .rstore0, .rstore1, .rstoreb0, .rstoreb1:
+            try selectReference(index, to)
         default:
-            throw fail("the code generator does not handle \(op.name) yet (managed references arrive with the managed heap)")
+            throw fail("the code generator does not handle \(op.name)")
         }
     }
 

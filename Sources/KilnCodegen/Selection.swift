@@ -217,6 +217,7 @@ struct Selector {
         let index = Int(temp)
         if registerOfTemp[index] < 0 {
             registerOfTemp[index] = machine.newVirtual(bank(function.temps[index].cls ?? .l))
+            if function.temps[index].cls == .r { machine.references.insert(registerOfTemp[index]) }
         }
         return registerOfTemp[index]
     }

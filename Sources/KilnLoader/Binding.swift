@@ -31,7 +31,7 @@ extension Loader {
             "__cxa_atexit": UInt(bitPattern: kiln_cxa_atexit_entry()),
             // Threads the program starts get an alternate signal stack (crash.c).
             "pthread_create": UInt(bitPattern: kiln_pthread_create_entry()),
-        ]
+        ].merging(ManagedRuntime.symbols) { first, _ in first }
     }
 
     /// Runtime services that need the caller's frame: their slots are never bound and

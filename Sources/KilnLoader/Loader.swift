@@ -72,7 +72,8 @@ public final class Loader {
 
         /// The options a stress specification asks for: modes separated by commas, each
         /// `compact` (compact the code heap at every entry into the runtime) or `compact:N`
-        /// (at every Nth). An empty specification asks for nothing.
+        /// (at every Nth), or the managed heap's `collect`/`collect:N` (accepted here, acted
+        /// on by the heap). An empty specification asks for nothing.
         public static func stress(_ specification: String) throws(LoadError) -> Options {
             var options = Options()
             for mode in specification.split(separator: ",", omittingEmptySubsequences: true) {
@@ -88,8 +89,10 @@ public final class Loader {
                 }
                 switch parts[0] {
                 case "compact": options.compactEvery = every
+                // The managed heap's mode: its configuration reads it (HeapConfiguration.swift).
+                case "collect": break
                 default:
-                    throw .invalidArgument("KILN_STRESS=\(specification): unknown stress mode \(parts[0]) (known: compact, compact:N)")
+                    throw .invalidArgument("KILN_STRESS=\(specification): unknown stress mode \(parts[0]) (known: compact, compact:N, collect, collect:N)")
                 }
             }
             return options
@@ -171,12 +174,14 @@ public final class Loader {
         roots.resolverReturn = routines.resolverReturn
         try link(library: "libm.so.6")
         for library in linkLibraries { try link(library: library) }
+        ManagedRuntime.register(self)
     }
 
     /// Gives everything back. The exit handlers the program registered with atexit, on_exit
     /// or __cxa_atexit run first, while their code is still there (as dlclose runs a
     /// library's). No thread may be running the loader's code any more.
     deinit {
+        ManagedRuntime.unregister(self)
         kiln_run_exit_handlers_in(regionRange.lowerBound, regionRange.upperBound)
         kiln_unwind_deregister(unwindRule, heap.codeBase)
         for crate in registry.all {

@@ -98,16 +98,33 @@ func compiled(_ text: String) throws -> (Module, CompiledModule) {
         #expect(shape(6) == [.sse, .sse])
     }
 
-    @Test func managedReferencesAreReportedNotMiscompiled() throws {
+    @Test func referencesLiveAcrossSafepointsAreListedInStackMaps() throws {
         let (module, diagnostics) = parseAndVerify(SourceFile(name: "r.ssa", text: """
-            function r $f() {
+            function r $f(r %a) {
             @start
             	%o =r rnew 2
+            	call $g()
+            	rstore %a, %o, 0
             	ret %o
+            }
+            function w $h(w %x) {
+            @start
+            	call $g()
+            	ret %x
             }
             """))
         #expect(diagnostics.isEmpty)
-        #expect(throws: CompileError.self) { try compileModule(module) }
+        let compiled = try compileModule(module)
+        let maps = compiled.functions[0].stackMaps
+        // The call of $g (both references live across it), then the allocation's slow path
+        // after the body (only %a is live across it: %o is its result).
+        #expect(maps.map(\.frameSlots.count) == [2, 1])
+        #expect(maps.allSatisfy { $0.frameSlots.allSatisfy { $0 < 0 && $0 % 8 == 0 } })
+        #expect(Set(maps[0].frameSlots).count == 2)
+        #expect(maps[0].frameSlots.contains(maps[1].frameSlots[0]))
+        // Each map sits at a return address: the byte before it ends a call.
+        for map in maps { #expect(map.codeOffset > 0 && Int(map.codeOffset) <= compiled.functions[0].code.count) }
+        #expect(compiled.functions[1].stackMaps.isEmpty)
     }
 
     /// `loadsb` read only by `extub` is one `movzx` from memory, not `movsx` then `movzx`;

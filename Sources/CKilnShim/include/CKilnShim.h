@@ -204,4 +204,37 @@ void kiln_unwind_deregister(void *handle, uintptr_t low);
 /// gets an alternate signal stack when crash reports are installed.
 const void *kiln_pthread_create_entry(void);
 
+// Managed heap (heap_entries.c, KilnLoader's ManagedRuntime.swift).
+//
+// Each thread has a pointer to its allocation record that generated code
+// reads inline at fs:[kiln_heap_record_offset()]; until the thread's first
+// slow-path entry it points at an empty record whose cursor and limit are 0.
+// The entries note the calling generated frame (its rbp and the return
+// address into it) for the precise stack walk, then call the handlers.
+
+/// The allocation handler: the thread's record pointer, the header word, the caller's
+/// frame and return address; returns the new reference (never 0: failures end the program).
+typedef uint64_t (*kiln_heap_allocate_handler)(void *record, uint64_t header, uintptr_t frame, uintptr_t return_address);
+/// The `$kiln.collect` handler.
+typedef void (*kiln_heap_collect_handler)(void *record, uintptr_t frame, uintptr_t return_address);
+
+void kiln_heap_install_handlers(kiln_heap_allocate_handler allocate, kiln_heap_collect_handler collect);
+/// The offset of the calling thread's record pointer from its thread pointer (fs:0); the
+/// same in every thread.
+intptr_t kiln_heap_record_offset(void);
+void *kiln_heap_thread_record(void);
+/// Sets the calling thread's record pointer (NULL: back to the empty record).
+void kiln_heap_set_thread_record(void *record);
+void *kiln_heap_empty_record(void);
+/// The generated frame (rbp) and return address noted by the entry the calling thread is
+/// in, or 0 outside the entries.
+uintptr_t kiln_heap_entry_frame(void);
+uintptr_t kiln_heap_entry_return(void);
+/// The entries' addresses, for slots: `uint64_t allocate(uint64_t header)` and `void collect(void)`.
+void *kiln_heap_allocate_entry(void);
+void *kiln_heap_collect_entry(void);
+/// The calling thread's stack top as noted by the runtime (0 until noted).
+uintptr_t kiln_heap_thread_stack_top(void);
+void kiln_heap_set_thread_stack_top(uintptr_t top);
+
 #endif
