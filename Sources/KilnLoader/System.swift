@@ -246,8 +246,6 @@ final class RuntimeLock: @unchecked Sendable {
     }
 
     func lock() { pthread_mutex_lock(mutex) }
-    /// Takes the lock if no other thread holds it (a crash report must not wait for it).
-    func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
     func unlock() { pthread_mutex_unlock(mutex) }
     /// Takes the lock if no other thread holds it (this thread may hold it already).
     func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
