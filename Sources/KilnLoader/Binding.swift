@@ -29,7 +29,9 @@ extension Loader {
             "atexit": UInt(bitPattern: kiln_atexit_entry()),
             "on_exit": UInt(bitPattern: kiln_on_exit_entry()),
             "__cxa_atexit": UInt(bitPattern: kiln_cxa_atexit_entry()),
-        ]
+            // Threads the program starts get an alternate signal stack (crash.c).
+            "pthread_create": UInt(bitPattern: kiln_pthread_create_entry()),
+        ].merging(ManagedRuntime.symbols) { first, _ in first }
     }
 
     /// Runtime services that need the caller's frame: their slots are never bound and
@@ -221,12 +223,11 @@ extension Loader {
         return routines.returnNothing
     }
 
-    /// Reports a fatal error of the running program and ends the process (status 70),
-    /// after flushing the program's C output. `_exit`, not `exit`: this may run inside an
-    /// atexit handler (a C library calling a stub on its way out).
+    /// Reports a fatal error of the running program with the backtrace of the calling
+    /// thread (CrashReport.swift) and ends the process (status 70), after flushing the
+    /// program's C output. `_exit`, not `exit`: this may run inside an atexit handler (a C
+    /// library calling a stub on its way out).
     func fail(_ message: String) -> Never {
-        System.flushAllStreams()
-        System.writeStandardError("kiln: error: \(message)\n")
-        _exit(70)
+        kiln_crash_report_error(message, 70, Self.crashDescriber, Unmanaged.passUnretained(self).toOpaque())
     }
 }

@@ -72,7 +72,8 @@ public final class Loader {
 
         /// The options a stress specification asks for: modes separated by commas, each
         /// `compact` (compact the code heap at every entry into the runtime) or `compact:N`
-        /// (at every Nth). An empty specification asks for nothing.
+        /// (at every Nth), or the managed heap's `collect`/`collect:N` (accepted here, acted
+        /// on by the heap). An empty specification asks for nothing.
         public static func stress(_ specification: String) throws(LoadError) -> Options {
             var options = Options()
             for mode in specification.split(separator: ",", omittingEmptySubsequences: true) {
@@ -88,8 +89,10 @@ public final class Loader {
                 }
                 switch parts[0] {
                 case "compact": options.compactEvery = every
+                // The managed heap's mode: its configuration reads it (HeapConfiguration.swift).
+                case "collect": break
                 default:
-                    throw .invalidArgument("KILN_STRESS=\(specification): unknown stress mode \(parts[0]) (known: compact, compact:N)")
+                    throw .invalidArgument("KILN_STRESS=\(specification): unknown stress mode \(parts[0]) (known: compact, compact:N, collect, collect:N)")
                 }
             }
             return options
@@ -117,6 +120,8 @@ public final class Loader {
     /// For tests: the step of preparing the next reload that fails (see `checkpoint`).
     var reloadFaultStep: Int?
     var routines: RuntimeRoutines!
+    /// The C unwinder's rule for this loader's code (CKilnShim's crash.c).
+    private var unwindRule: UnsafeMutableRawPointer?
     let lock = RuntimeLock()
     var placementState: UInt64
     /// Counters for `kiln stats` and the tests.
@@ -163,16 +168,22 @@ public final class Loader {
         self.options = options
         self.placementState = options.placementSeed ?? 0
         routines = try RuntimeRoutines(heap: heap, context: Unmanaged.passUnretained(self).toOpaque())
+        // Generated code keeps a frame pointer: the C unwinder (crash reports, a C++
+        // exception passing through) leaves its frames by rbp.
+        unwindRule = kiln_unwind_register(heap.codeBase, heap.codeBase + UInt(heap.region.halfSize))
         roots.resolverReturn = routines.resolverReturn
         try link(library: "libm.so.6")
         for library in linkLibraries { try link(library: library) }
+        ManagedRuntime.register(self)
     }
 
     /// Gives everything back. The exit handlers the program registered with atexit, on_exit
     /// or __cxa_atexit run first, while their code is still there (as dlclose runs a
     /// library's). No thread may be running the loader's code any more.
     deinit {
+        ManagedRuntime.unregister(self)
         kiln_run_exit_handlers_in(regionRange.lowerBound, regionRange.upperBound)
+        kiln_unwind_deregister(unwindRule, heap.codeBase)
         for crate in registry.all {
             for version in crate.versions {
                 for range in version.ownedThreadData { ThreadLocalData.unregister(offset: range.offset, size: range.size) }

@@ -247,6 +247,8 @@ final class RuntimeLock: @unchecked Sendable {
 
     func lock() { pthread_mutex_lock(mutex) }
     func unlock() { pthread_mutex_unlock(mutex) }
+    /// Takes the lock if no other thread holds it (this thread may hold it already).
+    func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
 
     func locked<T>(_ body: () throws -> T) rethrows -> T {
         lock()

@@ -19,7 +19,7 @@ import KilnTooling
 struct Disassemble: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dis",
-        abstract: "Print crates: TOC, exports, imports, users, and each function's code with its IL and relocations.",
+        abstract: "Print crates: TOC, exports, imports, users, and each function's code with its IL, relocations and stack maps.",
         discussion: """
             Takes IL files and crate files (.kcrate) in any mix, links them as `kiln run` would, \
             and prints each crate. The lines of a crate file's code are named by the IL file \
@@ -174,12 +174,19 @@ struct Disassemble: ParsableCommand {
             (start..<end).compactMap { relocationsAt[UInt32($0)] }.flatMap { $0 }
                 .map { "    ; " + describe($0, compiled) }.joined()
         }
+        // A stack map belongs to the call that ends at its offset (the return address).
+        let mapsAt = Dictionary(code.stackMaps.map { ($0.codeOffset, $0) }) { first, _ in first }
+        func stackMap(endingAt end: Int) -> String {
+            guard let map = mapsAt[UInt32(end)] else { return "" }
+            let slots = map.frameSlots.map { $0 < 0 ? "rbp-0x\(String(-$0, radix: 16))" : "rbp+0x\(String($0, radix: 16))" }
+            return "    ; stack map: " + (slots.isEmpty ? "no references" : slots.joined(separator: ", "))
+        }
         if let instructions {
             for (offset, length, text) in instructions {
                 if let line = lineStarts[UInt32(offset)] {
                     out += "  # \(lineText(line))\n"
                 }
-                out += "    \(hex(offset, 4))  " + text + notes(offset, offset + length) + "\n"
+                out += "    \(hex(offset, 4))  " + text + notes(offset, offset + length) + stackMap(endingAt: offset + length) + "\n"
             }
         } else {
             let starts = ([0] + code.lineTable.map { Int($0.codeOffset) } + [code.code.count]).sorted()
@@ -193,6 +200,13 @@ struct Disassemble: ParsableCommand {
         }
         out += "  relocations:\n"
         for relocation in code.relocations { out += "    \(describe(relocation, compiled))\n" }
+        if !code.stackMaps.isEmpty {
+            out += "  stack maps:\n"
+            for map in code.stackMaps {
+                let slots = map.frameSlots.map { String($0) }.joined(separator: ", ")
+                out += "    \(hex(map.codeOffset, 4)): [\(slots)]\n"
+            }
+        }
         return out
     }
 

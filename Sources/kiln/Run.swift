@@ -32,8 +32,13 @@ struct Run: ParsableCommand {
             effect at the program's next call through a TOC (any call to C or to another \
             crate); calls in progress finish in the old code. A fatal error of the program \
             (a call to an undefined symbol, or through the stub of a removed function) exits \
-            with status 70. Set KILN_STRESS=compact to compact the code heap at every entry \
-            into the runtime.
+            with status 70, and so does running out of managed memory: --heap-max bounds the \
+            memory the managed heap's objects may take; a fault in the program's code (or a call \
+            to abort) prints the signal and a backtrace of crates, functions and IL lines and \
+            exits with 128 + the signal, unless the program handles that signal itself. Set \
+            KILN_STRESS=compact to compact the code heap at every entry into the runtime, \
+            KILN_STRESS=collect (or collect:N) to collect the managed heap at every (Nth) \
+            allocation and verify it after each collection; `collect,compact` does both.
             """
     )
 
@@ -43,6 +48,9 @@ struct Run: ParsableCommand {
 
     @Flag(help: "Print the code heap's statistics to standard error when the program ends.")
     var stats = false
+
+    @Option(name: .customLong("heap-max"), help: ArgumentHelp("The most memory the managed heap's objects may take (K, M or G suffix).", valueName: "SIZE"))
+    var heapMax: String?
 
     @Flag(help: "Reload a crate whenever its file changes, while the program runs.")
     var watch = false
@@ -71,6 +79,7 @@ struct Run: ParsableCommand {
         }
         var libraries = self.libraries
         var stats = self.stats
+        if let heapMax, let problem = ManagedRuntime.configure(heapMax: heapMax) { throw ValidationError(problem) }
         var watch = self.watch
         var exportSymbols = self.exportSymbols
         while let first = remaining.first {
@@ -84,6 +93,17 @@ struct Run: ParsableCommand {
             } else if first == "--stats" {
                 stats = true
                 remaining = remaining.dropFirst()
+            } else if first == "--heap-max" || first.hasPrefix("--heap-max=") {
+                let value: String
+                if first == "--heap-max" {
+                    guard remaining.count >= 2 else { throw ValidationError("--heap-max needs a size such as 64M") }
+                    value = remaining[remaining.startIndex + 1]
+                    remaining = remaining.dropFirst(2)
+                } else {
+                    value = String(first.dropFirst("--heap-max=".count))
+                    remaining = remaining.dropFirst()
+                }
+                if let problem = ManagedRuntime.configure(heapMax: value) { throw ValidationError(problem) }
             } else if first == "--watch" {
                 watch = true
                 remaining = remaining.dropFirst()
@@ -114,7 +134,12 @@ struct Run: ParsableCommand {
             loader = try Loader(linkLibraries: libraries)
             // Registered before the program can register exit handlers of its own, so the
             // figures come last, whether main returns or the program calls exit().
-            if stats { Host.atExit { printError(statistics(loader)) } }
+            if stats {
+                Host.atExit {
+                    printError(statistics(loader))
+                    if let heap = ManagedRuntime.statisticsText { printError(heap) }
+                }
+            }
             let crates = try loader.load(modules)
             guard let main = crates.first(where: { crate in
                 crate.functionIndex(named: "main").map { crate.module.functions[$0].isExported } ?? false
@@ -129,6 +154,7 @@ struct Run: ParsableCommand {
             // The program's exit handlers run when the process exits (with its status), and
             // its threads may still run: the code stays until then.
             loader.keepUntilExit()
+            try loader.installCrashReports()
             status = try main.runMain(arguments: [main.name] + program)
         } catch let error as LoadError {
             // One line per problem (every undefined symbol, say), each one an error line.
