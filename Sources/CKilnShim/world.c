@@ -138,8 +138,11 @@ static void on_suspend(int signal, siginfo_t *information, void *raw) {
     slot->thread.state = KILN_THREAD_STOPPED;
     atomic_fetch_add(&stopped_count, 1);
     futex(&stopped_count, FUTEX_WAKE, INT_MAX, NULL);
+    // Wait until this stop or a later one is released: when a slow thread wakes after the
+    // controller has released this stop and already given up on the next, the release it
+    // sees is newer than its own, and waiting for equality would wait forever.
     uint32_t seen;
-    while ((seen = atomic_load(&released_epoch)) != mine) futex(&released_epoch, FUTEX_WAIT, seen, NULL);
+    while ((int32_t)((seen = atomic_load(&released_epoch)) - mine) < 0) futex(&released_epoch, FUTEX_WAIT, seen, NULL);
     errno = saved;
 }
 
@@ -166,7 +169,7 @@ static void initialise(void) {
     // Every catchable signal waits while a thread is stopped: a program's own handler
     // must not run generated code in a thread the runtime believes is stopped.
     sigfillset(&action.sa_mask);
-    action.sa_flags = SA_SIGINFO | SA_RESTART;
+    action.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
     installed = sigaction(suspend_signal, &action, NULL) == 0;
     pthread_key_create(&exempt_key, forget_exempt);
     allocation_hook = (void (*)(int))dlsym(RTLD_DEFAULT, "kiln_test_world_stopped");

@@ -47,6 +47,11 @@ public final class Loader {
         public var placementSeed: UInt64?
         /// Where the region goes: below 4 GiB when free (the default), or anywhere.
         public var regionPlacement: RegionPlacement
+        /// Run `main` as the first proc, with the proc services bound (Procs/Scheduler.swift).
+        /// C functions are then called through thunks that leave a proc's small stack.
+        public var procs = false
+        /// Limits on procs and their stacks.
+        public var procLimits = ProcLimits()
 
         public init(compactEvery: Int = 0, placementSeed: UInt64? = nil, regionPlacement: RegionPlacement = .lowWhenFree) {
             self.compactEvery = compactEvery
@@ -115,6 +120,8 @@ public final class Loader {
     /// For tests: the step of preparing the next reload that fails (see `checkpoint`).
     var reloadFaultStep: Int?
     var routines: RuntimeRoutines!
+    /// The procs, their segments and scheduler, with `Options.procs`.
+    var procSystem: ProcSystem?
     let lock = RuntimeLock()
     var placementState: UInt64
     /// Counters for `kiln stats` and the tests.
@@ -162,6 +169,8 @@ public final class Loader {
         self.placementState = options.placementSeed ?? 0
         routines = try RuntimeRoutines(heap: heap, context: Unmanaged.passUnretained(self).toOpaque())
         roots.resolverReturn = routines.resolverReturn
+        roots.resolverReturnOffSegment = routines.resolverReturnOffSegment
+        if options.procs { procSystem = try ProcSystem(loader: self, limits: options.procLimits) }
         try link(library: "libm.so.6")
         for library in linkLibraries { try link(library: library) }
     }

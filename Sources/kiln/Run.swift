@@ -95,7 +95,10 @@ struct Run: ParsableCommand {
         let status: Int32
         let loader: Loader
         do {
-            loader = try Loader(linkLibraries: libraries)
+            // A program that calls a proc service runs its main as the first proc.
+            var options = Loader.Options.fromEnvironment
+            options.procs = modules.contains { $0.callsProcServices }
+            loader = try Loader(linkLibraries: libraries, options: options)
             let crates = try loader.load(modules)
             guard let main = crates.first(where: { crate in
                 crate.functionIndex(named: "main").map { crate.module.functions[$0].isExported } ?? false
