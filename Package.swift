@@ -39,6 +39,8 @@ let package = Package(
         .library(name: "KilnIL", targets: ["KilnIL"]),
         .library(name: "KilnPasses", targets: ["KilnPasses"]),
         .library(name: "KilnX64", targets: ["KilnX64"]),
+        // The C embedding API (Sources/KilnC/include/kiln.h): libKilnC.so.
+        .library(name: "KilnC", type: .dynamic, targets: ["KilnC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -60,7 +62,10 @@ let package = Package(
         // collector, handles. Knows nothing of code generation or the loader.
         .target(name: "KilnManagedHeap", exclude: ["include"], swiftSettings: runtime),
         // The runtime: loads compiled modules into executable memory, links, runs, reloads them.
-        .target(name: "KilnLoader", dependencies: ["KilnCode", "KilnX64", "CKilnShim"], swiftSettings: runtime),
+        .target(name: "KilnLoader", dependencies: ["KilnCode", "KilnX64", "CKilnShim", "KilnManagedHeap"], swiftSettings: runtime),
+        // The C embedding API: handles, errors as strings, @_cdecl entries over the loader.
+        // Its header is include/kiln.h; the product KilnC is the shared library hosts link.
+        .target(name: "KilnC", dependencies: ["KilnIL", "KilnCodegen", "KilnCode", "KilnLoader"], exclude: ["include"]),
         // Tools around the runtime, for the command and the tests only (a host that embeds
         // Kiln links KilnLoader without them): the `kiln test` runner (gcc, child processes),
         // and files, processes and a watcher thread for the command.
@@ -96,6 +101,9 @@ let package = Package(
         // (Tests/Programs/heap-host.c) links against them as it would against Kiln.
         .testTarget(name: "KilnManagedHeapTests", dependencies: ["KilnManagedHeap", "CKilnMallocGuard"],
                     linkerSettings: [.unsafeFlags(heapEntries.flatMap { ["-Xlinker", "--export-dynamic-symbol=\($0)"] })]),
+        // The C API: its entries called from Swift, and examples/embed/host.c built with gcc
+        // against libKilnC.so and run.
+        .testTarget(name: "KilnCTests", dependencies: ["KilnC", "KilnLoader", "KilnCode"]),
         .testTarget(name: "KilnToolingTests", dependencies: ["KilnTooling", "KilnLoader", "KilnCode", "KilnIL", "KilnCodegen"]),
     ]
 )

@@ -69,6 +69,7 @@ static void (*allocation_hook)(int);      // a test's malloc guard, if one is lo
 static struct slot *_Atomic table;
 static _Atomic int slot_count;
 static _Atomic int stopping;
+static _Atomic pid_t controller;          // the thread holding world_lock, or 0
 static _Atomic uint32_t epoch;
 static _Atomic uint32_t released_epoch;
 static _Atomic uint32_t stopped_count;
@@ -138,9 +139,9 @@ static void on_suspend(int signal, siginfo_t *information, void *raw) {
     slot->thread.state = KILN_THREAD_STOPPED;
     atomic_fetch_add(&stopped_count, 1);
     futex(&stopped_count, FUTEX_WAKE, INT_MAX, NULL);
-    // Wait until this stop or a later one is released: when a slow thread wakes after the
-    // controller has released this stop and already given up on the next, the release it
-    // sees is newer than its own, and waiting for equality would wait forever.
+    // Wait until this stop's epoch, or a later one, is released: on a busy machine the
+    // controller may release this stop and begin and release the next before this thread
+    // looks again, and released_epoch would never equal `mine` again.
     uint32_t seen;
     while ((int32_t)((seen = atomic_load(&released_epoch)) - mine) < 0) futex(&released_epoch, FUTEX_WAIT, seen, NULL);
     errno = saved;
@@ -516,6 +517,7 @@ int kiln_world_stop(int timeout_ms) {
     pthread_once(&world_once, initialise);
     pthread_mutex_lock(&world_lock);
     pid_t self = current_tid();
+    atomic_store(&controller, self);
     for (;;) {
         pthread_mutex_lock(&exempt_lock);
         atomic_store(&slot_count, 0);
@@ -541,6 +543,7 @@ int kiln_world_stop(int timeout_ms) {
         int grown = 2 * capacity;
         struct slot *bigger = calloc((size_t)grown, sizeof(struct slot));
         if (bigger == NULL) {
+            atomic_store(&controller, 0);
             pthread_mutex_unlock(&world_lock);
             return -1;
         }
@@ -583,7 +586,19 @@ const struct kiln_stopped_thread *kiln_world_thread(int index) {
 void kiln_world_resume(void) {
     if (allocation_hook) allocation_hook(0);
     release_stopped();
+    atomic_store(&controller, 0);
     pthread_mutex_unlock(&world_lock);
+}
+
+int kiln_world_is_left_running_in_a_stop(void) {
+    pid_t holder = atomic_load(&controller);
+    if (holder == 0 || holder == current_tid()) return 0;
+    // A thread that stops reach is about to be stopped, or would wait at the runtime's
+    // lock: only exempt threads and threads that block the signal run on through a stop.
+    if (pthread_getspecific(exempt_key) != NULL) return 1;  // the key exists: a stop began
+    sigset_t blocked;
+    if (pthread_sigmask(SIG_BLOCK, NULL, &blocked) != 0) return 0;
+    return suspend_signal != 0 && sigismember(&blocked, suspend_signal) == 1;
 }
 
 void kiln_world_wait(void) {

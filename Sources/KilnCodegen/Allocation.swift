@@ -53,6 +53,9 @@ struct Allocation {
     /// `moves[moveFirst[key] ..< moveFirst[key + 1]]`.
     var moveFirst: [Int32]
     var moves: [LocationMove]
+    /// For each call (by instruction index) in a function with references: the spill slots
+    /// holding references live across it, which its stack map lists.
+    var safepointSlots: [Int32: [Int32]] = [:]
 
     /// Where a virtual register lives at an instruction (position 2 x instruction index).
     func location(_ register: Reg, at position: Int32) -> Location {
@@ -161,6 +164,9 @@ struct LinearScan {
     }
 
     static func candidates(_ bank: Bank) -> [Reg] { bank == .gpr ? gprCandidates : xmmCandidates }
+    /// Registers for managed references: caller-saved only, so that no reference is in a
+    /// register across a call (Allocation+References.swift).
+    static let referenceCandidates: [Reg] = [GPR.rax, .rcx, .rdx, .rsi, .rdi, .r8, .r9].map { physical($0) }
 
     /// The block holding a position (binary search over block starts).
     func block(at position: Int32) -> Int {
@@ -199,6 +205,7 @@ struct LinearScan {
     mutating func run() -> Allocation {
         let virtualCount = machine.bankOfVirtual.count
         var assigned: [(register: Int32, start: Int32, location: Location)] = []
+        assigned.reserveCapacity(virtualCount + virtualCount / 2)
         var spillSlot = [Int32](repeating: -1, count: virtualCount)
         var spillSlots: Int32 = 0
         var queue = PieceQueue()
@@ -210,6 +217,8 @@ struct LinearScan {
         // where its state next changes, so most steps touch nothing but that number.
         var active: [Holder] = []
         var inactive: [Holder] = []
+        active.reserveCapacity(32)
+        inactive.reserveCapacity(32)
         var usedCalleeSaved = [Bool](repeating: false, count: 32)
         var lastRegister = [Reg](repeating: -1, count: virtualCount)
         let fixed: [Piece] = (0..<Int(firstVirtual)).map { register in
@@ -238,9 +247,23 @@ struct LinearScan {
 
         var freeUntil = [Int32](repeating: 0, count: 32)
         var blockedByInactive = [Bool](repeating: false, count: 32)
-        while let current = queue.pop() {
-            let position = current.start
-            let end = current.end
+        // Pieces come out of the queue in order of start, so each fixed interval keeps a cursor
+        // past its ranges that end before the current start: most of them then answer "not
+        // before this piece ends" from one comparison, without a search.
+        var fixedCursor = fixed.map { Int($0.low) }
+        var callCursor = Int(callPositions.low)
+        var position: Int32 = 0, end: Int32 = 0
+        var current = Piece(register: 0, low: 0, high: 0, start: 0, end: 0)
+        func fixedIntersection(_ piece: Piece, _ cursor: inout Int) -> Int32 {
+            let high = Int(piece.high)
+            while cursor < high && store.ends[cursor] <= position { cursor += 1 }
+            if cursor == high || store.starts[cursor] >= end { return Int32.max }
+            return piece.firstIntersection(with: current, store) ?? Int32.max
+        }
+        while let next = queue.pop() {
+            current = next
+            position = current.start
+            end = current.end
             var kept = 0
             for index in active.indices {
                 var holder = active[index]
@@ -277,12 +300,13 @@ struct LinearScan {
             inactive.removeLast(inactive.count - kept)
 
             let bank = machine.bank(current.register)
-            let candidates = LinearScan.candidates(bank)
+            let isReference = machine.references.contains(current.register)
+            let candidates = isReference ? LinearScan.referenceCandidates : LinearScan.candidates(bank)
             // How long each register stays free for this piece: until its fixed uses, and for a
             // caller-saved register until the first call the piece spans.
-            let firstCall = callPositions.firstIntersection(with: current, store) ?? Int32.max
+            let firstCall = fixedIntersection(callPositions, &callCursor)
             for register in candidates {
-                var limit = fixed[Int(register)].firstIntersection(with: current, store) ?? Int32.max
+                var limit = fixedIntersection(fixed[Int(register)], &fixedCursor[Int(register)])
                 if LinearScan.isCallerSaved[Int(register)] { limit = min(limit, firstCall) }
                 freeUntil[Int(register)] = limit
                 blockedByInactive[Int(register)] = false
@@ -299,7 +323,7 @@ struct LinearScan {
             var choice = candidates[0]
             for register in candidates where freeUntil[Int(register)] > freeUntil[Int(choice)] { choice = register }
             if hint >= 0, hint < 32, bankOfPhysical(hint) == bank, LinearScan.isAllocatable[Int(hint)],
-               freeUntil[Int(hint)] >= end {
+               !isReference || LinearScan.isCallerSaved[Int(hint)], freeUntil[Int(hint)] >= end {
                 choice = hint
             }
             if freeUntil[Int(choice)] >= end {
@@ -325,6 +349,7 @@ struct LinearScan {
             // moves to its stack slot for the rest of its life.
             var victim: Int?
             for (index, holder) in active.enumerated() where bankOfPhysical(holder.register) == bank
+                && (!isReference || LinearScan.isCallerSaved[Int(holder.register)])
                 && holder.piece.end > end
                 && fixed[Int(holder.register)].firstIntersection(with: current, store) == nil
                 && !(LinearScan.isCallerSaved[Int(holder.register)] && firstCall != Int32.max)
@@ -347,6 +372,7 @@ struct LinearScan {
         var allocation = Allocation(assigned, virtualCount: virtualCount, spillSlotCount: spillSlots,
                                     usedCalleeSaved: saved, instructionCount: operands.count)
         resolve(&allocation)
+        if !machine.references.isEmpty { allocation.safepointSlots = referenceSlotsAtCalls(allocation) }
         return allocation
     }
 }

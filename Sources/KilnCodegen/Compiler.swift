@@ -59,7 +59,10 @@ public func compileModule(_ module: Module, times: inout PhaseTimes) throws -> C
     start = clock.now
     let data = module.data.map { layOut($0, in: module, symbols: symbols) }
     times.data += clock.now - start
-    return CompiledModule(name: module.source.name, functions: functions, data: data)
+    // The line starts turn the line tables' source offsets into line numbers for crash
+    // reports, debuggers and profilers, which see the module without its source.
+    return CompiledModule(name: module.source.name, functions: functions, data: data,
+                          sourceLineStarts: module.source.lineStarts)
 }
 
 /// Compiles a verified module.

@@ -221,6 +221,11 @@ extension Emitter {
     }
 
     mutating func emitCall(_ instruction: MInstruction) throws {
+        if case .call(let index) = instruction.op, let site = machine.calls[Int(index)].allocation {
+            emitAllocation(site)
+            return
+        }
+        defer { recordSafepoint(instruction: currentPosition / 2) }
         switch instruction.a {
         case .target(let target, _):
             let site = buffer.call(rel32: 0)

@@ -34,7 +34,7 @@ struct Emitter: ~Copyable {
     var spillBase: Int32 = 0
     var objectOffsets: [Int32] = []
     /// Scratch registers still free for the instruction being emitted.
-    var freeScratch: [GPR] = []
+    var freeScratch = ScratchRegisters()
     /// For each block, the block a jump to it really goes to: blocks left empty after
     /// allocation (phi copies that became no-ops, then a jump) are skipped.
     var resolved: [Int] = []
@@ -43,6 +43,10 @@ struct Emitter: ~Copyable {
     var currentPosition: Int32 = 0
     /// A rip-relative relocation waiting for the instruction that uses it.
     var pendingTarget: (RelocationTarget, Int64)?
+    /// Stack maps recorded so far (Emission+References.swift).
+    var stackMaps: [StackMap] = []
+    /// Allocation slow paths waiting to be emitted after the last block.
+    var slowAllocationPaths: [SlowAllocationPath] = []
 
     init(machine: MachineFunction, allocation: Allocation) {
         self.machine = machine
@@ -144,6 +148,7 @@ struct Emitter: ~Copyable {
 
     mutating func run() throws -> CodeObject {
         layOutFrame()
+        buffer.reserveLabels(machine.blocks.count + machine.pool.count)
         blockLabels = machine.blocks.map { _ in buffer.makeLabel() }
         poolLabels = machine.pool.map { _ in buffer.makeLabel() }
         prologue()
@@ -163,7 +168,7 @@ struct Emitter: ~Copyable {
             for (position, instruction) in block.enumerated() {
                 let global = firstIndex[index] + position
                 currentPosition = Int32(2 * global)
-                freeScratch = [scratchGPR1, scratchGPR2]
+                freeScratch = ScratchRegisters()
                 if position == 0 {
                     let moves = allocation.movesAtEntry(global)
                     if !moves.isEmpty { try emitLocationMoves(moves) }
@@ -188,6 +193,7 @@ struct Emitter: ~Copyable {
             }
         }
         try stackCheckSlowPath()
+        emitSlowAllocationPaths()
         if !machine.pool.isEmpty {
             buffer.align(to: 16)
             for (index, entry) in machine.pool.enumerated() {
@@ -200,8 +206,9 @@ struct Emitter: ~Copyable {
         } catch {
             throw EmissionError(message: "internal error: \(error)")
         }
+        stackMaps.sort { $0.codeOffset < $1.codeOffset }
         return CodeObject(name: machine.name, isExported: machine.isExported, code: buffer.bytes,
-                          relocations: relocations, lineTable: lineTable)
+                          relocations: relocations, lineTable: lineTable, stackMaps: stackMaps)
     }
 
     /// Whether a block does nothing but jump once its copies are allocated; its target if so.
@@ -365,5 +372,17 @@ func truncated(_ value: Int64, _ width: Width) -> Int64 {
     case .b16: Int64(Int16(truncatingIfNeeded: value))
     case .b32: Int64(Int32(truncatingIfNeeded: value))
     case .b64: value
+    }
+}
+
+/// The scratch registers an instruction has not used yet: r10 first, then r11. A value, not an
+/// array, because it is reset before every instruction.
+struct ScratchRegisters {
+    private var left = 2
+
+    mutating func popLast() -> GPR? {
+        guard left > 0 else { return nil }
+        left -= 1
+        return left == 1 ? scratchGPR2 : scratchGPR1
     }
 }

@@ -52,8 +52,14 @@ struct MachineLiveness {
         // Which blocks write each register, and which read it before writing it.
         var lastWrite = [Int32](repeating: -1, count: registerCount)
         var lastRead = [Int32](repeating: -1, count: registerCount)
+        // Sized for the usual case up front: growing these arrays was a good part of the cost.
+        let expected = operands.registers.count + blockCount
         var writeRegisters: [Int32] = [], writeBlocks: [Int32] = []
         var readRegisters: [Int32] = [], readBlocks: [Int32] = []
+        writeRegisters.reserveCapacity(expected)
+        writeBlocks.reserveCapacity(expected)
+        readRegisters.reserveCapacity(expected)
+        readBlocks.reserveCapacity(expected)
         for block in 0..<blockCount {
             let here = Int32(block)
             for instruction in Int(operands.blockStart[block])..<Int(operands.blockStart[block + 1]) {
@@ -83,6 +89,11 @@ struct MachineLiveness {
         var inBlocks: [Int32] = [], inRegisters: [Int32] = []
         var outBlocks: [Int32] = [], outRegisters: [Int32] = []
         var work: [Int] = []
+        inBlocks.reserveCapacity(expected)
+        inRegisters.reserveCapacity(expected)
+        outBlocks.reserveCapacity(expected)
+        outRegisters.reserveCapacity(expected)
+        work.reserveCapacity(blockCount)
         for register in 0..<registerCount where reads.degree(register) > 0 {
             let stamp = Int32(register)
             for block in writes[register] { writesHere[block] = stamp }

@@ -139,6 +139,9 @@ struct CallInfo {
     var uses: [Reg]
     /// Physical registers holding results.
     var results: [Reg]
+    /// Set when the call is an allocation (`rnew`/`rnewb`): emission expands it into the
+    /// inline fast path with the real call out of line (Selection+References.swift).
+    var allocation: AllocationSite? = nil
 }
 
 /// A stack object: an `alloc`, an aggregate copy, the register save area of a variadic function.
@@ -157,6 +160,10 @@ struct MachineFunction {
     /// that split its outgoing critical edges (block 0 is the IL's start block).
     var blocks: [[MInstruction]]
     var bankOfVirtual: [Bank] = []
+    /// Virtual registers holding managed references (class `r`): the allocator keeps them out
+    /// of callee-saved registers, so across every call they live in spill slots that the
+    /// stack maps list.
+    var references: Set<Reg> = []
     var calls: [CallInfo] = []
     var moves: [[(destination: Reg, source: MOperand)]] = []
     var frameObjects: [FrameObject] = []

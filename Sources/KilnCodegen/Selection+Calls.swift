@@ -31,6 +31,7 @@ struct ArgumentLayout {
     /// Lays out arguments given as (class, aggregate type) pairs.
     init(_ arguments: [(cls: Class, aggregate: TypeID?, isEnvironment: Bool)], hiddenPointer: Bool, module: Module) {
         if hiddenPointer { integerCount = 1 }
+        places.reserveCapacity(arguments.count)
         for argument in arguments {
             if argument.isEnvironment {
                 places.append(.environment)
@@ -174,6 +175,7 @@ extension Selector {
         // Values first (they may need registers and even calls of their own, for thread-locals),
         // then the stack area, then the argument registers right before the call.
         var registerMoves: [(Reg, MOperand, isFloat: Bool)] = []
+        registerMoves.reserveCapacity(real.count + 1)
         var stackStores: [(offset: Int, size: Int, value: MOperand, isFloat: Bool, isAggregate: Bool)] = []
         var aggregateLoads: [(pointer: Reg, parts: [(EightbyteClass, Reg)])] = []
         for (argument, place) in zip(real, layout.places) {
@@ -225,6 +227,7 @@ extension Selector {
             }
         }
         var used: [Reg] = []
+        used.reserveCapacity(real.count + 2)
         for (pointer, parts) in aggregateLoads {
             for (part, (kind, register)) in parts.enumerated() {
                 emit(kind == .integer ? .mov : .fmov, .b64, .reg(register), .mem(MMem(base: .reg(pointer), displacement: Int32(8 * part))))

@@ -127,8 +127,11 @@ extension Selector {
                 next += Int32(needsSplitBlock(Int(jump.otherTarget.index)) ? 1 : 0)
             }
         }
+        machine.blocks.reserveCapacity(Int(next))
         for (index, block) in function.blocks.enumerated() {
+            // One allocation per block in most cases (calls and copies may add more).
             code = []
+            code.reserveCapacity(Int(block.instructionCount) + 2)
             location = block.location
             if index == 0 { try selectParameters() }
             var position = block.instructionRange.lowerBound

@@ -55,7 +55,12 @@ extension Selector {
             let signed = op == .loadsb || op == .loadsh
             emit(signed ? .movsx(from) : .movzx(from), signed ? width : .b32, .reg(to), .mem(try address(instruction.arg0)))
         case .extsb, .extub, .extsh, .extuh, .extsw, .extuw:
-            try selectExtension(instruction, to)
+            if instruction.arg0.isTemp, foldedAway.contains(instruction.arg0.index), index > 0,
+               let (load, loadWidth) = Selector.extendedLoad(function.instructions[index - 1], instruction) {
+                emit(load, loadWidth, .reg(to), .mem(try address(function.instructions[index - 1].arg0)))
+            } else {
+                try selectExtension(instruction, to)
+            }
         case .exts, .truncd:
             emit(.floatToFloat, op == .exts ? .b64 : .b32, .reg(to), try floatOperand(instruction.arg0, op == .exts ? .s : .d))
         case .stosi, .dtosi:
@@ -96,8 +101,11 @@ extension Selector {
             try selectVaStart(instruction)
         case .vaarg:
             try selectVaArg(instruction, to)
+        case .rnew, .rnewb, .rload, .rloadb, .rlen, .rtag, .runtag, .risref, .loadr, .storer, .rclosure, .rcode,
+             .rstore0, .rstore1, .rstoreb0, .rstoreb1:
+            try selectReference(index, to)
         default:
-            throw fail("the code generator does not handle \(op.name) yet (managed references arrive with the managed heap)")
+            throw fail("the code generator does not handle \(op.name)")
         }
     }
 

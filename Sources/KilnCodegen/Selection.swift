@@ -34,15 +34,15 @@ struct Selector {
     /// The instruction defining each temporary (-1: a phi or nothing).
     var definition: [Int32]
     /// Temporaries whose comparison is emitted at the block's jump instead of at its definition.
-    var fused: Set<UInt32> = []
+    var fused: TempSet
     /// The number of predecessors of each IL block.
     var predecessorCounts: [Int] = []
     /// The machine block of each IL block (split edges get blocks of their own in between).
     var machineBlock: [Int32] = []
     /// Temporaries computed only to be folded into addressing modes: not emitted.
-    var foldedAway: Set<UInt32> = []
+    var foldedAway: TempSet
     /// Temporaries that name a static stack object.
-    var frameObjectOfTemp: [UInt32: Int32] = [:]
+    var frameObjectOfTemp: TempMap
     var location = SourceLocation.none
     /// The hidden return pointer of a function returning a MEMORY aggregate.
     var returnPointer: Reg = -1
@@ -62,6 +62,9 @@ struct Selector {
         machine = MachineFunction(name: unquoted(module.text(function.name)), isExported: function.linkage.isExport,
                                   blocks: [], location: function.location)
         registerOfTemp = Array(repeating: -1, count: function.temps.count)
+        fused = TempSet(count: function.temps.count)
+        foldedAway = TempSet(count: function.temps.count)
+        frameObjectOfTemp = TempMap(count: function.temps.count)
         uses = Array(repeating: 0, count: function.temps.count)
         definition = Array(repeating: -1, count: function.temps.count)
         for (index, instruction) in function.instructions.enumerated() {
@@ -86,6 +89,80 @@ struct Selector {
                                      items: (0..<function.phiArguments.count).map { Int32($0) })
         for block in function.blocks where block.jump.arg.isTemp { uses[Int(block.jump.arg.index)] += 1 }
         findAddressOnlyTemps()
+        findLoadsExtendedAtOnce()
+    }
+
+    /// A narrow load read only by the extension right after it in the same block (C's
+    /// `(unsigned char)*p` becomes `loadsb` then `extub`) is not emitted: the extension loads
+    /// from memory itself with the combined width and signedness (`extendedLoad`). Nothing
+    /// can write memory between the two, since they are neighbours.
+    mutating func findLoadsExtendedAtOnce() {
+        for block in function.blocks {
+            let range = block.instructionRange
+            guard range.count >= 2 else { continue }
+            for index in (range.lowerBound + 1)..<range.upperBound {
+                let widening = function.instructions[index]
+                switch widening.op {
+                case .extsb, .extub, .extsh, .extuh, .extsw, .extuw: break
+                default: continue
+                }
+                guard widening.arg0.isTemp else { continue }
+                let temp = Int(widening.arg0.index)
+                guard uses[temp] == 1, definition[temp] == Int32(index - 1) else { continue }
+                let load = function.instructions[index - 1]
+                if Selector.extendedLoad(load, widening) != nil { foldedAway.insert(temp) }
+            }
+        }
+    }
+
+    /// The one x86 load that gives `widening` applied to the value of `load`, as the
+    /// instruction, its destination width and the width it reads; nil when none does.
+    static func extendedLoad(_ load: Instruction, _ widening: Instruction) -> (op: MOp, width: Width)? {
+        let loaded: (bits: Int, signed: Bool)
+        switch load.op {
+        case .loadsb: loaded = (8, true)
+        case .loadub: loaded = (8, false)
+        case .loadsh: loaded = (16, true)
+        case .loaduh: loaded = (16, false)
+        case .loadsw: loaded = (32, true)
+        case .loaduw: loaded = (32, false)
+        case .load where load.cls == .w: loaded = (32, true)
+        default: return nil
+        }
+        let extended: (bits: Int, signed: Bool)
+        switch widening.op {
+        case .extsb: extended = (8, true)
+        case .extub: extended = (8, false)
+        case .extsh: extended = (16, true)
+        case .extuh: extended = (16, false)
+        case .extsw: extended = (32, true)
+        case .extuw: extended = (32, false)
+        default: return nil
+        }
+        let result = Selector.width(widening.cls)
+        // The extension keeps the low `extended.bits` of what was loaded; when those are no more
+        // than the load read, they are the first bytes in memory (little-endian).
+        var read = extended
+        if extended.bits > loaded.bits {
+            if !loaded.signed {
+                read = loaded
+            } else if extended.signed {
+                read = loaded
+            } else if extended.bits == 32 {
+                // Sign-extended to 32 bits, then those zero-extended: a 32-bit movsx does both.
+                return (loaded.bits == 8 ? .movsx(.b8) : .movsx(.b16), .b32)
+            } else {
+                return nil
+            }
+        }
+        switch (read.bits, read.signed) {
+        case (8, true): return (.movsx(.b8), result)
+        case (8, false): return (.movzx(.b8), .b32)
+        case (16, true): return (.movsx(.b16), result)
+        case (16, false): return (.movzx(.b16), .b32)
+        case (32, true): return result == .b64 ? (.movsx(.b32), .b64) : (.mov, .b32)
+        default: return (.mov, .b32)
+        }
     }
 
     /// An `add` used only as the address of loads and stores is folded into each of them,
@@ -100,12 +177,12 @@ struct Selector {
         for instruction in function.instructions where instruction.op == .add && instruction.cls == .l && instruction.to.isTemp {
             let temp = Int(instruction.to.index)
             guard uses[temp] > 0, uses[temp] == addressUses[temp], isFoldable(instruction) else { continue }
-            foldedAway.insert(UInt32(temp))
+            foldedAway.insert(temp)
             let hasConstant = [instruction.arg0, instruction.arg1].contains { constant($0) != nil }
             if !hasConstant, let (_, index) = scaledOperands(of: instruction) { indexUses[Int(index.index)] += 1 }
         }
         for (temp, count) in indexUses.enumerated() where count > 0 && count == uses[temp] {
-            foldedAway.insert(UInt32(temp))
+            foldedAway.insert(temp)
         }
     }
 
@@ -140,6 +217,7 @@ struct Selector {
         let index = Int(temp)
         if registerOfTemp[index] < 0 {
             registerOfTemp[index] = machine.newVirtual(bank(function.temps[index].cls ?? .l))
+            if function.temps[index].cls == .r { machine.references.insert(registerOfTemp[index]) }
         }
         return registerOfTemp[index]
     }
@@ -318,5 +396,28 @@ struct Selector {
         default: return nil
         }
         return (instruction.arg0.index, scale)
+    }
+}
+
+/// A set of a function's temporaries: one flag per temporary, no hashing.
+struct TempSet {
+    private var flags: [Bool]
+
+    init(count: Int) { flags = [Bool](repeating: false, count: count) }
+
+    func contains(_ temp: UInt32) -> Bool { flags[Int(temp)] }
+    mutating func insert(_ temp: UInt32) { flags[Int(temp)] = true }
+    mutating func insert(_ temp: Int) { flags[temp] = true }
+}
+
+/// A map from a function's temporaries to small non-negative numbers, one slot per temporary.
+struct TempMap {
+    private var values: [Int32]
+
+    init(count: Int) { values = [Int32](repeating: -1, count: count) }
+
+    subscript(temp: UInt32) -> Int32? {
+        get { values[Int(temp)] < 0 ? nil : values[Int(temp)] }
+        set { values[Int(temp)] = newValue ?? -1 }
     }
 }

@@ -32,7 +32,7 @@ public enum Opcode: UInt8, Sendable, CaseIterable {
     // Variadic helpers, copy, debug.
     case vaarg, vastart, copy, dbgloc
     // Kiln's managed references (docs/IL-EXTENSIONS.md).
-    case rnew, rnewb, rload, rloadb, rlen, rtag, runtag, risref, ceqr, cner, loadr, storer
+    case rnew, rnewb, rload, rloadb, rlen, rtag, runtag, risref, ceqr, cner, loadr, storer, rclosure, rcode
     // Structural: parameters, arguments, calls, blit, three-operand stores.
     case par, parsb, parub, parsh, paruh, parc, pare
     case arg, argsb, argub, argsh, arguh, argc, arge, argv
@@ -160,6 +160,8 @@ private let operandTable: [[(OperandClass, OperandClass)]] = Opcode.allCases.map
     case .ceqr, .cner: row("rreee", "rreee")
     case .loadr: row("eeeem", "eeeex")
     case .storer: row("reeee", "meeee")
+    case .rclosure: row("eeeel", "eeeel")
+    case .rcode: row("ereee", "exeee")
     default: row("eeeee", "eeeee")
     }
 }

@@ -166,9 +166,11 @@ extension Parser {
                 if hasEnv { throw fail("only one environment parameter allowed", at: token) }
                 if !function.instructions.isEmpty { throw fail("the environment parameter must come first", at: token) }
                 hasEnv = true
+                // `env r %c`: the environment is a managed reference (a closure, IL-EXTENSIONS.md).
+                let isReference = peekIsReferenceClass()
                 let name = try expect(.temp, "parameter name (%name)")
                 try checkUnique(name, &seen)
-                emit(Instruction(.pare, .l, to: temp(name), at: token.location))
+                emit(Instruction(.pare, isReference ? .r : .l, to: temp(name), at: token.location))
             default:
                 let type = try abiType(token)
                 let name = try expect(.temp, "parameter name (%name)")
@@ -455,7 +457,8 @@ extension Parser {
             case (.word, .env):
                 if sawEnv { throw fail("only one environment argument allowed", at: argument) }
                 sawEnv = true
-                emit(Instruction(.arge, .l, try value(next()), at: argument.location))
+                let isReference = peekIsReferenceClass()
+                emit(Instruction(.arge, isReference ? .r : .l, try value(next()), at: argument.location))
             default:
                 let argumentType = try abiType(argument)
                 let operand = try value(next())

@@ -131,6 +131,13 @@ final class Parser {
         token.kind == .word ? module.names.keyword(token.name) : nil
     }
 
+    /// Consumes a class letter `r` if it comes next (`env r %c`); whether it did.
+    func peekIsReferenceClass() -> Bool {
+        guard keyword(peek()) == .r else { return false }
+        _ = next()
+        return true
+    }
+
     /// Reads an integer literal and reports one that does not fit in 64 bits.
     func integer(_ token: Token) {
         if token.overflowed {

@@ -141,7 +141,7 @@ struct ILPrinter {
         for instruction in function.instructions.prefix(while: \.op.isParameter) {
             let temp = value(function, instruction.to)
             switch instruction.op {
-            case .pare: parameters.append("env \(temp)")
+            case .pare: parameters.append(instruction.cls == .r ? "env r \(temp)" : "env \(temp)")
             case .parc: parameters.append(":\(name(module.type(instruction.arg0.typeID).name)) \(temp)")
             case .par: parameters.append("\(instruction.cls.letter) \(temp)")
             default: parameters.append("\(instruction.subWord?.letters ?? "w") \(temp)")
@@ -202,7 +202,7 @@ struct ILPrinter {
             case .arg: arguments.append("\(instruction.cls.letter) \(a)")
             case .argsb, .argub, .argsh, .arguh: arguments.append("\(instruction.subWord?.letters ?? "w") \(a)")
             case .argc: arguments.append("\(a) \(b)")
-            case .arge: arguments.append("env \(a)")
+            case .arge: arguments.append(instruction.cls == .r ? "env r \(a)" : "env \(a)")
             case .argv: arguments.append("...")
             case .call:
                 out += "\t"

@@ -187,7 +187,7 @@ extension Verifier {
                     diagnostics.error("the environment argument must come first", at: argument.location)
                 }
                 sawEnv = true
-                checkUse(function, argument.arg0, .l, "the environment argument", at: argument.location)
+                checkUse(function, argument.arg0, argument.cls == .r ? .r : .l, "the environment argument", at: argument.location)
             case .argc:
                 checkUse(function, argument.arg1, .l, "an aggregate argument (a pointer)", at: argument.location)
             default:

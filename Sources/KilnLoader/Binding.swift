@@ -29,9 +29,11 @@ extension Loader {
             "atexit": UInt(bitPattern: kiln_atexit_entry()),
             "on_exit": UInt(bitPattern: kiln_on_exit_entry()),
             "__cxa_atexit": UInt(bitPattern: kiln_cxa_atexit_entry()),
+            // Threads the program starts get an alternate signal stack (crash.c).
+            "pthread_create": UInt(bitPattern: kiln_pthread_create_entry()),
             // The word every function's stack check compares with (Procs/ProcStacks.swift).
             stackLimitSymbol: UInt(bitPattern: stackLimitWord),
-        ]
+        ].merging(ManagedRuntime.symbols) { first, _ in first }
     }
 
     /// Runtime services that need the caller's frame: their slots are never bound and
@@ -49,6 +51,7 @@ extension Loader {
 
     static let stackLimitSymbol = "kiln.stack_limit"
     static let growSymbol = "kiln.grow"
+    static let heapAllocateSymbol = "kiln.heap.allocate"
 
     /// The stable address of `name` as a value: a crate function's stub, a crate's data
     /// object, or an outside symbol.
@@ -57,6 +60,10 @@ extension Loader {
             // Without procs no limit is ever set and the check never fails; should it, the
             // `ret` of `returnNothing` sends the function on (a plain return to `jmp body`).
             return procSystem?.routines.grow ?? routines.returnNothing + 2
+        }
+        if name == Self.heapAllocateSymbol, let procSystem, let address = resolveOutside(name) {
+            // The allocation slow path is C and Swift: on the C stack when called from a proc.
+            return try procSystem.nativeThunk(for: address)
         }
         if let export = registry.exports[unquoted(name)] {
             switch export.target {
@@ -253,12 +260,11 @@ extension Loader {
         return routines.returnNothing
     }
 
-    /// Reports a fatal error of the running program and ends the process (status 70),
-    /// after flushing the program's C output. `_exit`, not `exit`: this may run inside an
-    /// atexit handler (a C library calling a stub on its way out).
+    /// Reports a fatal error of the running program with the backtrace of the calling
+    /// thread (CrashReport.swift) and ends the process (status 70), after flushing the
+    /// program's C output. `_exit`, not `exit`: this may run inside an atexit handler (a C
+    /// library calling a stub on its way out).
     func fail(_ message: String) -> Never {
-        System.flushAllStreams()
-        System.writeStandardError("kiln: error: \(message)\n")
-        _exit(70)
+        kiln_crash_report_error(message, 70, Self.crashDescriber, Unmanaged.passUnretained(self).toOpaque())
     }
 }

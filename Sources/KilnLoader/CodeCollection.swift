@@ -157,15 +157,19 @@ extension Loader {
         lock.lock()
         defer { lock.unlock() }
         guard let current = crate.current, registry.byName[crate.name] === crate else { throw .notLoaded(crate.name) }
-        var holders: [UnresolvedSymbol] = []
+        var holders: [String: [String]] = [:]
         for user in registry.userStates(of: crate) where user !== crate {
             for version in user.versions {
-                for name in version.externalValues.keys.sorted() where registry.exports[unquoted(name)]?.crate === crate {
-                    holders.append(UnresolvedSymbol(symbol: name, users: ["(address held by \(user.name))"], crate: crate.name))
+                for name in version.externalValues.keys where registry.exports[unquoted(name)]?.crate === crate {
+                    if holders[name]?.contains(user.name) != true { holders[name, default: []].append(user.name) }
                 }
             }
         }
-        guard holders.isEmpty else { throw .unresolvedSymbols(holders) }
+        guard holders.isEmpty else {
+            throw .unloadRefused(crate: crate.name, holders.sorted { $0.key < $1.key }.map {
+                UnresolvedSymbol(symbol: $0.key, users: $0.value, crate: crate.name)
+            })
+        }
         let users = registry.userStates(of: crate)
         registry.forgetUses(of: crate)
         registry.unregisterExports(of: crate)

@@ -62,6 +62,9 @@ public enum LoadError: Error, CustomStringConvertible, Sendable {
     case noMain(module: String)
     /// A reload would remove exports that other crates use (each with its user and use).
     case reloadDropsExports(crate: String, [UnresolvedSymbol])
+    /// An unload was refused: other crates hold addresses of the crate's exports (each
+    /// export with the crates that hold it, in `users`).
+    case unloadRefused(crate: String, [UnresolvedSymbol])
     /// A reload could not be committed: some thread kept running the code it would write.
     case threadsNotStopped(String)
     /// A failure a test asked for (`Loader.reloadFaultStep`).
@@ -105,6 +108,9 @@ public enum LoadError: Error, CustomStringConvertible, Sendable {
         case .reloadDropsExports(let crate, let symbols):
             return "\(crate): the new version no longer exports what other crates use: "
                 + symbols.map { "$\($0.symbol) \($0.users.joined(separator: ", "))" }.joined(separator: "; ")
+        case .unloadRefused(let crate, let held):
+            return "cannot unload \(crate): other crates hold the address of its exports: "
+                + held.map { "$\($0.symbol) (held by \($0.users.joined(separator: ", ")))" }.joined(separator: "; ")
         case .threadsNotStopped(let crate):
             return "\(crate): reload not applied: a thread that cannot be stopped keeps running its code"
         case .injectedFault:

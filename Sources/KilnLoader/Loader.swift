@@ -77,7 +77,8 @@ public final class Loader {
 
         /// The options a stress specification asks for: modes separated by commas, each
         /// `compact` (compact the code heap at every entry into the runtime) or `compact:N`
-        /// (at every Nth). An empty specification asks for nothing.
+        /// (at every Nth), or the managed heap's `collect`/`collect:N` (accepted here, acted
+        /// on by the heap). An empty specification asks for nothing.
         public static func stress(_ specification: String) throws(LoadError) -> Options {
             var options = Options()
             for mode in specification.split(separator: ",", omittingEmptySubsequences: true) {
@@ -93,8 +94,10 @@ public final class Loader {
                 }
                 switch parts[0] {
                 case "compact": options.compactEvery = every
+                // The managed heap's mode: its configuration reads it (HeapConfiguration.swift).
+                case "collect": break
                 default:
-                    throw .invalidArgument("KILN_STRESS=\(specification): unknown stress mode \(parts[0]) (known: compact, compact:N)")
+                    throw .invalidArgument("KILN_STRESS=\(specification): unknown stress mode \(parts[0]) (known: compact, compact:N, collect, collect:N)")
                 }
             }
             return options
@@ -109,6 +112,8 @@ public final class Loader {
     let registry = CrateRegistry()
     /// One callback stub per function identity.
     var stubs = CallbackStubs()
+    /// The crates and names made visible to C (dlopen'd libraries).
+    let symbolExports = SymbolExports()
     /// Set by a compaction that could not stop every thread: the next runtime entry tries again.
     var compactionRequested = false
     /// Set once `keepUntilExit` has made the loader immortal.
@@ -122,6 +127,8 @@ public final class Loader {
     var routines: RuntimeRoutines!
     /// The procs, their segments and scheduler, with `Options.procs`.
     var procSystem: ProcSystem?
+    /// The C unwinder's rule for this loader's code (CKilnShim's crash.c).
+    private var unwindRule: UnsafeMutableRawPointer?
     let lock = RuntimeLock()
     var placementState: UInt64
     /// Counters for `kiln stats` and the tests.
@@ -168,18 +175,24 @@ public final class Loader {
         self.options = options
         self.placementState = options.placementSeed ?? 0
         routines = try RuntimeRoutines(heap: heap, context: Unmanaged.passUnretained(self).toOpaque())
+        // Generated code keeps a frame pointer: the C unwinder (crash reports, a C++
+        // exception passing through) leaves its frames by rbp.
+        unwindRule = kiln_unwind_register(heap.codeBase, heap.codeBase + UInt(heap.region.halfSize))
         roots.resolverReturn = routines.resolverReturn
         roots.resolverReturnOffSegment = routines.resolverReturnOffSegment
         if options.procs { procSystem = try ProcSystem(loader: self, limits: options.procLimits) }
         try link(library: "libm.so.6")
         for library in linkLibraries { try link(library: library) }
+        ManagedRuntime.register(self)
     }
 
     /// Gives everything back. The exit handlers the program registered with atexit, on_exit
     /// or __cxa_atexit run first, while their code is still there (as dlclose runs a
     /// library's). No thread may be running the loader's code any more.
     deinit {
+        ManagedRuntime.unregister(self)
         kiln_run_exit_handlers_in(regionRange.lowerBound, regionRange.upperBound)
+        kiln_unwind_deregister(unwindRule, heap.codeBase)
         for crate in registry.all {
             for version in crate.versions {
                 for range in version.ownedThreadData { ThreadLocalData.unregister(offset: range.offset, size: range.size) }

@@ -78,11 +78,17 @@ extension Loader {
     }
 
     func reload(_ crate: CrateState, with module: CompiledModule) throws(LoadError) -> ReloadReport {
-        lock.lock()
-        defer { lock.unlock() }
-        var marker = 0
-        let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
-        return try reload(crate, module, framePointer: nil, low: low)
+        let report = try { () throws(LoadError) -> ReloadReport in
+            lock.lock()
+            defer { lock.unlock() }
+            var marker = 0
+            let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
+            return try reload(crate, module, framePointer: nil, low: low)
+        }()
+        // Exports the new version adds become visible to C as well, when the crate's are
+        // (outside the lock: SymbolExports.swift). The reload itself has taken effect.
+        try publishExports(of: crate)
+        return report
     }
 
     /// Compacts the code heap now if every thread can be stopped; otherwise at the next

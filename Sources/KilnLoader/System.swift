@@ -111,6 +111,17 @@ package enum System {
         return descriptor
     }
 
+    /// Writes all of `bytes` to a descriptor.
+    static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) throws(SystemError) {
+        var written = 0
+        while written < bytes.count {
+            let count = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + written, $0.count - written) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw SystemError("write") }
+            written += count
+        }
+    }
+
     static func truncate(_ descriptor: Int32, to size: Int) throws(SystemError) {
         guard ftruncate(descriptor, off_t(size)) == 0 else { throw SystemError("ftruncate(\(size))") }
     }
@@ -261,6 +272,8 @@ final class RuntimeLock: @unchecked Sendable {
 
     func lock() { pthread_mutex_lock(mutex) }
     func unlock() { pthread_mutex_unlock(mutex) }
+    /// Takes the lock if no other thread holds it (this thread may hold it already).
+    func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
 
     func locked<T>(_ body: () throws -> T) rethrows -> T {
         lock()

@@ -57,6 +57,11 @@ public enum World {
         kiln_world_accept_stops()
     }
 
+    /// Whether another thread has the world stopped (or is stopping it) right now while the
+    /// calling thread, one that stops leave running (exempt, or blocking the signal), runs
+    /// on. Allocates nothing.
+    public static var isLeftRunningInAStop: Bool { kiln_world_is_left_running_in_a_stop() != 0 }
+
     /// The real-time signal used to stop threads (`KILN_SUSPEND_SIGNAL` chooses another).
     public static var suspensionSignal: Int32 { kiln_world_signal() }
 

@@ -64,6 +64,7 @@ public struct ControlFlow: Sendable {
         var number = [Int](repeating: -1, count: count)
         var postorder: [Int] = []
         preorder.reserveCapacity(count)
+        parent.reserveCapacity(count)
         postorder.reserveCapacity(count)
         var stack: [(block: Int, next: Int)] = []
         if count > 0 {
@@ -227,6 +228,7 @@ public func removeUnreachableBlocks(_ function: inout Function) {
     // A plain depth-first search: most functions have no unreachable block, and need no more.
     var reachable = [Bool](repeating: false, count: function.blocks.count)
     var stack: [Int] = function.blocks.isEmpty ? [] : [0]
+    stack.reserveCapacity(function.blocks.count + 1)
     var reached = 0
     while let block = stack.popLast() {
         guard !reachable[block] else { continue }
@@ -240,6 +242,7 @@ public func removeUnreachableBlocks(_ function: inout Function) {
     guard reached < function.blocks.count else { return }
     var newIndex = [Int](repeating: -1, count: function.blocks.count)
     var kept: [Int] = []
+    kept.reserveCapacity(reached)
     for index in function.blocks.indices where reachable[index] {
         newIndex[index] = kept.count
         kept.append(index)
@@ -250,6 +253,8 @@ public func removeUnreachableBlocks(_ function: inout Function) {
     var arguments: [PhiArgument] = []
     blocks.reserveCapacity(kept.count)
     instructions.reserveCapacity(function.instructions.count)
+    phis.reserveCapacity(function.phis.count)
+    arguments.reserveCapacity(function.phiArguments.count)
     for old in kept {
         var block = function.blocks[old]
         let start = UInt32(instructions.count)

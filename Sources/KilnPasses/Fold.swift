@@ -91,6 +91,9 @@ private struct Folder {
         var phiBlocks = [Int32](repeating: 0, count: function.phis.count)
         var argumentPhis = [Int32](repeating: 0, count: function.phiArguments.count)
         var userTemps: [Int32] = [], userCodes: [Int32] = []
+        let readers = 2 * function.instructions.count + function.phiArguments.count + function.blocks.count
+        userTemps.reserveCapacity(readers)
+        userCodes.reserveCapacity(readers)
         func read(_ value: Value, _ code: Int) {
             guard value.isTemp else { return }
             userTemps.append(Int32(value.index))

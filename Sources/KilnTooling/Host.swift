@@ -101,4 +101,51 @@ public enum Host {
         pthread_detach(thread)
         return true
     }
+
+    /// Whether the file at `path` can be opened and begins with `prefix` (false for
+    /// directories and missing files). Reads only the prefix's length.
+    public static func file(_ path: String, beginsWith prefix: [UInt8]) -> Bool {
+        var information = stat()
+        guard stat(path, &information) == 0, information.st_mode & S_IFMT == S_IFREG else { return false }
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var bytes = [UInt8](repeating: 0, count: prefix.count)
+        let count = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, prefix.count) }
+        return count == prefix.count && bytes == prefix
+    }
+
+    /// Whether `path` names something that exists (a file, a directory...).
+    public static func exists(_ path: String) -> Bool {
+        var information = stat()
+        return stat(path, &information) == 0
+    }
+
+    /// Creates directory `path` and the missing directories above it (as `mkdir -p`).
+    public static func makeDirectories(_ path: String) throws(FileError) {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for component in path.split(separator: "/") {
+            prefix += component
+            if mkdir(prefix, 0o755) != 0, errno != EEXIST {
+                throw FileError(path: prefix, reason: "cannot be created (\(String(cString: strerror(errno))))")
+            }
+            prefix += "/"
+        }
+        var information = stat()
+        guard stat(path, &information) == 0, information.st_mode & S_IFMT == S_IFDIR else {
+            throw FileError(path: path, reason: "exists and is not a directory")
+        }
+    }
+
+    /// Runs `body` when the process exits through `exit` (a return from the program's
+    /// `main` or its own call of `exit()`), after the handlers registered later, on the
+    /// thread that exits. One body per process, set once, before other threads run.
+    public static func atExit(_ body: @escaping () -> Void) {
+        precondition(exitBody == nil, "Host.atExit is called once per process")
+        exitBody = body
+        atexit { Host.exitBody?() }
+    }
+
+    /// Safe without a lock: written once, before the threads that could exit exist.
+    nonisolated(unsafe) private static var exitBody: (() -> Void)?
 }

@@ -68,6 +68,13 @@ public enum LabelError: Error, Hashable, Sendable, CustomStringConvertible {
 }
 
 extension CodeBuffer {
+    /// Makes room for `count` more labels, so making them one by one does not grow the table
+    /// again and again.
+    public mutating func reserveLabels(_ count: Int) {
+        labels.offsets.reserveCapacity(labels.offsets.count + count)
+        labels.firstFixup.reserveCapacity(labels.firstFixup.count + count)
+    }
+
     /// Makes a new, unbound label.
     public mutating func makeLabel() -> Label {
         let id = Int32(labels.offsets.count)

@@ -27,20 +27,30 @@ private let compileGoalRatio = 10.0
 /// One IL input and what came of it.
 private struct CompileInput {
     var label: String
+    /// The kind of input it is, for the per-kind tables.
+    var group: String
     var path: String
     var bytes: [UInt8]
     var lines: Int
 }
 
+/// QBE's largest tests, in its `test` directory.
+private let qbeLargeTests = ["_slow.qbe", "_bfmandel.ssa"]
+
 func runCompileBenchmark(_ arguments: [String]) throws {
     var arguments = arguments
     let files = extractList("files", from: &arguments)
     let sources = extractList("sources", from: &arguments)
-    let options = try Options(arguments, allowed: ["runs", "qbe", "cproc", "lines", "seed", "keep"])
+    let options = try Options(arguments, allowed: ["runs", "qbe", "cproc", "lines", "seed", "keep", "qbe-tests", "lua-il",
+                                                   "kiln", "instructions"])
     let runs = try options.integer("runs", default: 5)
     let qbe = try locateTool("qbe", option: options.string("qbe"))
     let assembler = findOnPath("as")
     let cproc = try locateTool("cproc", option: options.string("cproc"))
+    let counting = options.string("instructions") ?? "yes"
+    guard counting == "yes" || counting == "no" else {
+        throw UsageError(description: "--instructions takes yes or no, not \(counting)")
+    }
 
     let scratch = try TemporaryDirectory()
     defer { scratch.remove() }
@@ -48,16 +58,32 @@ func runCompileBenchmark(_ arguments: [String]) throws {
     var notes: [String] = []
     var inputs: [CompileInput] = []
 
-    func addInput(label: String, path: String) throws {
+    func addInput(label: String, group: String, path: String) throws {
         let bytes = try readFile(path)
-        inputs.append(CompileInput(label: label, path: path, bytes: bytes, lines: bytes.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }))
+        inputs.append(CompileInput(label: label, group: group, path: path, bytes: bytes,
+                                   lines: bytes.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }))
     }
 
     if let files {
         guard !files.isEmpty else { throw UsageError(description: "--files needs at least one IL file") }
-        for file in files { try addInput(label: baseName(file), path: file) }
+        for file in files { try addInput(label: baseName(file), group: "--files", path: file) }
         notes.append("inputs: the IL files given with --files")
-    } else if let cproc {
+    }
+    if let directory = options.string("qbe-tests") {
+        for test in qbeLargeTests {
+            let path = directory + "/" + test
+            guard isReadable(path) else { throw UsageError(description: "--qbe-tests: \(path) not found") }
+            try addInput(label: "qbe/test/" + test, group: "QBE's large tests", path: path)
+        }
+        notes.append("QBE's large tests: \(qbeLargeTests.joined(separator: ", ")) from \(directory)")
+    }
+    if let directory = options.string("lua-il") {
+        let names = listDirectory(directory, suffix: ".ssa").sorted()
+        guard !names.isEmpty else { throw UsageError(description: "--lua-il: no .ssa files in \(directory)") }
+        for name in names { try addInput(label: "lua/" + name, group: "Lua by cproc", path: directory + "/" + name) }
+        notes.append("Lua by cproc: the \(names.count) IL files in \(directory)")
+    }
+    if files == nil, let cproc, sources != nil || inputs.isEmpty {
         var cFiles: [String] = []
         if let sources {
             for source in sources {
@@ -73,7 +99,7 @@ func runCompileBenchmark(_ arguments: [String]) throws {
             progress("compile: translating \(label) with cproc")
             let result = try runProcess([cproc, "-emit-qbe", "-o", output, cFile], in: scratch)
             if result.succeeded {
-                try addInput(label: label, path: output)
+                try addInput(label: label, group: "C by cproc", path: output)
             } else {
                 failed.append("\(label) (\(result.errorSummary))")
             }
@@ -82,7 +108,7 @@ func runCompileBenchmark(_ arguments: [String]) throws {
             notes.append("inputs: \(inputs.count) C files translated now by `\(cproc) -emit-qbe` (not timed)")
         }
         if !failed.isEmpty { notes.append("cproc could not translate: " + failed.joined(separator: "; ")) }
-    } else {
+    } else if cproc == nil {
         notes.append("cproc: not installed (not on PATH and no --cproc)")
     }
     if inputs.isEmpty || options.string("lines") != nil {
@@ -92,7 +118,7 @@ func runCompileBenchmark(_ arguments: [String]) throws {
         let generated = generator.generate(lines: target)
         let path = scratch.file("generated.ssa")
         try write(generated.bytes, to: path)
-        inputs.append(CompileInput(label: "generated.ssa", path: path, bytes: generated.bytes, lines: generated.lines))
+        inputs.append(CompileInput(label: "generated.ssa", group: "generated", path: path, bytes: generated.bytes, lines: generated.lines))
         notes.append("generated.ssa: \(Format.grouped(generated.functions)) functions of runnable IL made by kiln-bench (seed \(seed))")
     }
     if let keep = options.string("keep") {
@@ -110,8 +136,10 @@ func runCompileBenchmark(_ arguments: [String]) throws {
     var sumTimes = KilnTimes()
     sumTimes.load = 0
     var peerSums = (qbe: 0.0, assembler: 0.0)
+    var kilnWall = [Double?](repeating: nil, count: inputs.count)
+    var peerWall = [Double?](repeating: nil, count: inputs.count)
 
-    for input in inputs {
+    for (index, input) in inputs.enumerated() {
         progress("compile: \(input.label): \(Format.grouped(input.lines)) lines")
         var kiln: KilnTimes?
         var unresolved: [String] = []
@@ -175,6 +203,8 @@ func runCompileBenchmark(_ arguments: [String]) throws {
         } else {
             row.append("-")
         }
+        kilnWall[index] = kiln?.total
+        peerWall[index] = peer?.total
         if let kiln {
             kilnOnlyTotal += kiln.total
             kilnOnlyLines += input.lines
@@ -238,6 +268,99 @@ func runCompileBenchmark(_ arguments: [String]) throws {
         standing = "cannot be judged: \(qbe == nil ? "qbe: not installed" : "no file compiled by both")"
     }
     print("goal: \(compileGoal): \(standing)")
+
+    guard counting == "yes" else { return }
+    guard let valgrind = findOnPath("valgrind") else {
+        print("\ninstructions per IL line: valgrind: not installed (apt-get install -y valgrind); no counts")
+        return
+    }
+    let kilnPath: String
+    if let given = options.string("kiln") {
+        guard isExecutable(given) else { throw UsageError(description: "--kiln: \(given) is not an executable") }
+        kilnPath = given
+    } else if let executable = executablePath(), isExecutable(directoryName(executable) + "/kiln") {
+        kilnPath = directoryName(executable) + "/kiln"
+    } else {
+        print("\ninstructions per IL line: kiln: not found next to kiln-bench (give --kiln PATH); no counts")
+        return
+    }
+    try printInstructionTable(inputs: inputs, kilnWall: kilnWall, peerWall: peerWall, valgrind: valgrind,
+                              kiln: kilnPath, qbe: qbe, assembler: assembler, scratch: scratch)
+}
+
+private let instructionGoal = "at least 3x fewer instructions per IL line than QBE plus the system assembler, on every kind of input"
+
+/// The second table: callgrind's instruction counts per IL line for each kind of input.
+private func printInstructionTable(inputs: [CompileInput], kilnWall: [Double?], peerWall: [Double?], valgrind: String,
+                                   kiln: String, qbe: String?, assembler: String?, scratch: TemporaryDirectory) throws {
+    let setup = try InstructionSetup.make(valgrind: valgrind, kiln: kiln, qbe: qbe, assembler: assembler, scratch: scratch)
+    struct Group {
+        var name: String
+        var files = 0, lines = 0, kiln = 0, kilnLines = 0, peer = 0, peerLines = 0
+        var kilnWall = 0.0, peerWall = 0.0
+    }
+    var groups: [Group] = []
+    var problems: [String] = []
+    for (index, input) in inputs.enumerated() {
+        progress("compile: counting instructions for \(input.label)")
+        let figures = try setup.figures(for: input.path, label: input.label, problems: &problems)
+        if groups.last?.name != input.group { groups.append(Group(name: input.group)) }
+        groups[groups.count - 1].files += 1
+        groups[groups.count - 1].lines += input.lines
+        // Both sides are summed over the files both compiled, so the ratio compares the same lines.
+        if let kilnCount = figures.kiln, let peerCount = figures.peer {
+            groups[groups.count - 1].kiln += kilnCount
+            groups[groups.count - 1].kilnLines += input.lines
+            groups[groups.count - 1].peer += peerCount
+            groups[groups.count - 1].peerLines += input.lines
+            groups[groups.count - 1].kilnWall += kilnWall[index] ?? 0
+            groups[groups.count - 1].peerWall += peerWall[index] ?? 0
+        } else if let kilnCount = figures.kiln, setup.peerBaseline == nil {
+            groups[groups.count - 1].kiln += kilnCount
+            groups[groups.count - 1].kilnLines += input.lines
+            groups[groups.count - 1].kilnWall += kilnWall[index] ?? 0
+        }
+    }
+    var rows: [[String]] = [["input kind", "files", "lines", "kiln instr/line", "qbe+as instr/line", "kiln advantage",
+                             "kiln ms", "qbe+as ms"]]
+    var worst: Double?
+    for group in groups {
+        let kilnPerLine = group.kilnLines > 0 ? Double(group.kiln) / Double(group.kilnLines) : nil
+        let peerPerLine = group.peerLines > 0 ? Double(group.peer) / Double(group.peerLines) : nil
+        var advantage = "-"
+        if let kilnPerLine, let peerPerLine, kilnPerLine > 0 {
+            let ratio = peerPerLine / kilnPerLine
+            advantage = Format.fixed(ratio, 2) + "x"
+            worst = min(worst ?? ratio, ratio)
+        }
+        rows.append([group.name, Format.grouped(group.files), Format.grouped(group.lines),
+                     kilnPerLine.map { Format.grouped(Int($0.rounded())) } ?? "FAILED",
+                     peerPerLine.map { Format.grouped(Int($0.rounded())) } ?? (qbe == nil ? "qbe: not installed" : "-"),
+                     advantage, Format.fixed(group.kilnWall * 1000, 1),
+                     group.peerLines > 0 ? Format.fixed(group.peerWall * 1000, 1) : "-"])
+    }
+    print("")
+    print("kiln-bench compile: instructions per IL line (callgrind, whole processes, less a 4-line program's count)")
+    print(columns(rows))
+    print("notes:")
+    print("  kiln: `kiln compile F.ssa` (parse, verify, passes, code generation; no load) with a stripped copy of \(kiln);")
+    print("    baseline \(Format.grouped(setup.kilnBaseline)) instructions")
+    if let peerBaseline = setup.peerBaseline {
+        print("  qbe+as: `qbe -o x.s F.ssa` + `as -o x.o x.s`; baseline \(Format.grouped(peerBaseline)) instructions")
+    }
+    print("  kiln advantage = (qbe+as instructions per line) / (kiln instructions per line), over the files both compiled;")
+    print("    the ms columns are the medians of the first table, summed over the same files")
+    if !problems.isEmpty {
+        print("  PROBLEMS (left out of the figures):")
+        for problem in problems { print("    " + problem) }
+    }
+    let standing: String
+    if let worst {
+        standing = worst >= 3 ? "met (worst kind \(Format.fixed(worst, 2))x)" : "not met: worst kind \(Format.fixed(worst, 2))x"
+    } else {
+        standing = "cannot be judged: no input counted for both"
+    }
+    print("goal: \(instructionGoal): \(standing)")
 }
 
 private func ms(_ seconds: Double) -> String { Format.fixed(seconds * 1000, 1) }

@@ -109,6 +109,8 @@ func readFile(_ path: String) throws -> [UInt8] {
 }
 
 /// Whether `path` names an executable file.
+func isReadable(_ path: String) -> Bool { access(path, R_OK) == 0 }
+
 func isExecutable(_ path: String) -> Bool {
     var info = stat()
     return access(path, X_OK) == 0 && stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG

@@ -39,7 +39,7 @@ let benchmarks: [Benchmark] = [
               summary: "kcrate load vs compile vs dlopen; ns per direct/TOC/stub call; compaction ms per MB [--runs N] [--calls N] [--rounds N] [--crates N] [--dir DIR]",
               run: runCratesBenchmark),
     Benchmark(name: "reload",
-              summary: "hot-reload latency: small crate, 1,000-function crate with 100 users, running program; Erlang peer [--runs N] [--peer no] [--only small|big|running]",
+              summary: "hot-reload latency: small crate, 1,000-function crate with 100 users, running program; Erlang peer [--runs N] [--peer no] [--only small|big|one|running]",
               run: runReloadBenchmark),
     Benchmark(name: "world",
               summary: "stop-the-world pause with 0/1/4/16 other threads; compaction moving one block in 1k/10k/100k-function heaps [--runs N] [--threads N,...] [--sizes N,...]",

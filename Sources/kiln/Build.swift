@@ -31,7 +31,7 @@ struct Build: ParsableCommand {
             printError(error.diagnostic.rendered)
             throw ExitCode(1)
         } catch {
-            printError("\(file): error: \(error)")
+            printError("error: \(file): \(error)")
             throw ExitCode(1)
         }
         compiled.sourceLineStarts = module.source.lineStarts
@@ -39,14 +39,14 @@ struct Build: ParsableCommand {
             // What every loader would refuse (an object over the size limit, say) is not written.
             try compiled.validate()
         } catch {
-            printError("\(file): error: cannot be loaded: \(error)")
+            printError("error: \(file): cannot be loaded: \(error)")
             throw ExitCode(1)
         }
         let destination = output ?? crateFilePath(for: file)
         do {
             try Host.writeFile(destination, CrateFile.encode(compiled))
         } catch {
-            printError("\(destination): error: cannot write the crate file: \(error)")
+            printError("error: \(destination): cannot write the crate file: \(error)")
             throw ExitCode(1)
         }
     }

@@ -18,11 +18,21 @@ struct Compile: ParsableCommand {
     @Flag(name: .long, help: "Print the time spent in each phase.")
     var times = false
 
-    @Option(name: .long, help: "Write each function's machine code to DIR/NAME.bin (for external disassemblers).")
+    @Option(name: .long, help: ArgumentHelp(
+        "Write each function's machine code to DIR/NAME.bin (for external disassemblers); DIR is created if need be.",
+        valueName: "DIR"))
     var writeCode: String?
 
     func run() throws {
         var failed = false
+        if let directory = writeCode {
+            do {
+                try Host.makeDirectories(directory)
+            } catch {
+                printError("error: \(error)")
+                throw ExitCode(1)
+            }
+        }
         let clock = ContinuousClock()
         for path in files {
             let start = clock.now
@@ -56,7 +66,7 @@ struct Compile: ParsableCommand {
                 printError(error.diagnostic.rendered)
                 failed = true
             } catch {
-                printError("\(error)")
+                printError("error: \(path): \(error)")
                 failed = true
             }
         }

@@ -19,10 +19,11 @@ import KilnTooling
 struct Disassemble: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dis",
-        abstract: "Print crates: TOC, exports, imports, users, and each function's code with its IL and relocations.",
+        abstract: "Print crates: TOC, exports, imports, users, and each function's code with its IL, relocations and stack maps.",
         discussion: """
             Takes IL files and crate files (.kcrate) in any mix, links them as `kiln run` would, \
-            and prints each crate. A last argument that is not a file name selects one function. \
+            and prints each crate. The lines of a crate file's code are named by the IL file \
+            recorded in it (with their text when that file is still there, unchanged). A last argument that is not a file name selects one function. \
             Instructions are rendered with objdump when it is on PATH (apt-get install binutils).
             """
     )
@@ -30,22 +31,44 @@ struct Disassemble: ParsableCommand {
     @Argument(help: "IL or crate files, then optionally a function name (without $).")
     var arguments: [String] = []
 
+    /// The IL file a crate file was built from, when it is still there unchanged (the same
+    /// line starts as recorded), so its lines can be shown; nil otherwise.
+    func recordedSource(of module: CompiledModule) -> SourceFile? {
+        guard !module.sourceLineStarts.isEmpty, let bytes = try? Host.readFile(module.name) else { return nil }
+        let source = SourceFile(name: module.name, bytes: bytes)
+        return source.lineStarts == module.sourceLineStarts ? source : nil
+    }
+
     func run() throws {
-        let paths = arguments.filter(isCrateFile)
-        let function = arguments.last.flatMap { isCrateFile($0) ? nil : $0 }
-        guard !paths.isEmpty else {
-            printError("error: name at least one IL file or crate file")
-            throw ExitCode(1)
+        // Every argument is a crate except a last one that names no file and lacks a
+        // crate's extension: that one selects a function.
+        var paths = arguments
+        var function: String?
+        if paths.count > 1, let last = paths.last, !isCrateFile(last), !Host.exists(last) {
+            function = last
+            paths.removeLast()
         }
+        guard !paths.isEmpty else { throw ValidationError("name at least one IL file or crate file") }
         var modules: [CompiledModule] = []
         var sources: [SourceFile?] = []
+        // For each crate file, the IL file recorded in it: its lines are named by that file.
+        var lineNames: [String: String] = [:]
         for path in paths {
-            if path.hasSuffix(".kcrate") {
-                guard let module = compiledCrate(path) else { throw ExitCode(1) }
+            let bytes: [UInt8]
+            do {
+                bytes = try Host.readFile(path)
+            } catch {
+                printError("error: \(error)")
+                throw ExitCode(1)
+            }
+            if isCrateFileContents(path, bytes) {
+                guard var module = decodedCrateFile(path, contents: bytes) else { throw ExitCode(1) }
+                sources.append(recordedSource(of: module))
+                lineNames[path] = module.name
+                module.name = path
                 modules.append(module)
-                sources.append(nil)
             } else {
-                guard let module = frontEnd(path) else { throw ExitCode(1) }
+                guard let module = frontEnd(SourceFile(name: path, bytes: bytes)) else { throw ExitCode(1) }
                 do {
                     modules.append(try compileModule(module))
                 } catch let error as CompileError {
@@ -68,7 +91,8 @@ struct Disassemble: ParsableCommand {
             found = found || !selected.isEmpty
             if function == nil { print(crateSummary(compiled, crates[index])) }
             for code in selected {
-                print(listing(code, source: sources[index], compiled: compiled, crate: crates[index]))
+                print(listing(code, source: sources[index], lineName: lineNames[compiled.name] ?? compiled.name,
+                              compiled: compiled, crate: crates[index]))
             }
             if function == nil {
                 for data in compiled.data where !data.relocations.isEmpty {
@@ -130,7 +154,7 @@ struct Disassemble: ParsableCommand {
         return hex(relocation.offset, 4) + " \(relocation.kind) \(target)\(addend)"
     }
 
-    func listing(_ code: CodeObject, source: SourceFile?, compiled: CompiledModule, crate: Crate?) -> String {
+    func listing(_ code: CodeObject, source: SourceFile?, lineName: String, compiled: CompiledModule, crate: Crate?) -> String {
         var out = "\(code.isExported ? "export " : "")function $\(code.name): \(code.code.count) bytes"
         if let crate, let index = crate.functionIndex(named: code.name) {
             out += " at 0x\(String(crate.entry(ofFunction: index), radix: 16))"
@@ -142,7 +166,7 @@ struct Disassemble: ParsableCommand {
             lineStarts[codeOffset] = line(of: sourceOffset, source: source, compiled: compiled)
         }
         func lineText(_ line: Int) -> String {
-            guard let source else { return "\(compiled.name):\(line)" }
+            guard let source else { return "\(lineName):\(line)" }
             return "\(source.name):\(line): \(source.lineText(line).trimmed)"
         }
         let relocationsAt = Dictionary(grouping: code.relocations) { $0.offset }
@@ -150,12 +174,19 @@ struct Disassemble: ParsableCommand {
             (start..<end).compactMap { relocationsAt[UInt32($0)] }.flatMap { $0 }
                 .map { "    ; " + describe($0, compiled) }.joined()
         }
+        // A stack map belongs to the call that ends at its offset (the return address).
+        let mapsAt = Dictionary(code.stackMaps.map { ($0.codeOffset, $0) }) { first, _ in first }
+        func stackMap(endingAt end: Int) -> String {
+            guard let map = mapsAt[UInt32(end)] else { return "" }
+            let slots = map.frameSlots.map { $0 < 0 ? "rbp-0x\(String(-$0, radix: 16))" : "rbp+0x\(String($0, radix: 16))" }
+            return "    ; stack map: " + (slots.isEmpty ? "no references" : slots.joined(separator: ", "))
+        }
         if let instructions {
             for (offset, length, text) in instructions {
                 if let line = lineStarts[UInt32(offset)] {
                     out += "  # \(lineText(line))\n"
                 }
-                out += "    \(hex(offset, 4))  " + text + notes(offset, offset + length) + "\n"
+                out += "    \(hex(offset, 4))  " + text + notes(offset, offset + length) + stackMap(endingAt: offset + length) + "\n"
             }
         } else {
             let starts = ([0] + code.lineTable.map { Int($0.codeOffset) } + [code.code.count]).sorted()
@@ -169,6 +200,13 @@ struct Disassemble: ParsableCommand {
         }
         out += "  relocations:\n"
         for relocation in code.relocations { out += "    \(describe(relocation, compiled))\n" }
+        if !code.stackMaps.isEmpty {
+            out += "  stack maps:\n"
+            for map in code.stackMaps {
+                let slots = map.frameSlots.map { String($0) }.joined(separator: ", ")
+                out += "    \(hex(map.codeOffset, 4)): [\(slots)]\n"
+            }
+        }
         return out
     }
 

@@ -2,6 +2,10 @@
 //
 // Each subcommand reads its files, runs the front end and reports diagnostics
 // on stderr as `file:line:col: severity: message` with the offending line.
+// Every other error is one line that starts with `error: `. Exit statuses: 0 for
+// success, 1 for an error in the input or the program's set-up, 64 for a command
+// line that cannot be understood (an unknown option, a missing argument), and
+// the program's own status for `kiln run`.
 
 import ArgumentParser
 import KilnCode
@@ -19,16 +23,24 @@ struct Kiln: ParsableCommand {
             Kiln reads the textual IL of the QBE compiler backend (plus a small superset for \
             managed references, see docs/IL-EXTENSIONS.md).
             """,
+        version: kilnVersion,
         subcommands: [Run.self, Build.self, Check.self, Compile.self, Disassemble.self, Test.self, TestOne.self]
     )
+
+    /// Errors of the command line read like every other error of the command.
+    static var _errorPrefix: String { "error: " }
 }
 
-/// Reads a file as bytes; a clear message on failure.
-func readSource(_ path: String) throws -> SourceFile {
+/// What `kiln --version` prints: the command's version and the crate-file format it writes.
+let kilnVersion = "kiln 0.1.0 (crate file format \(CrateFile.formatVersion))"
+
+/// Reads a file as a source; nil after printing why it cannot be read.
+func readSource(_ path: String) -> SourceFile? {
     do {
         return SourceFile(name: path, bytes: try Host.readFile(path))
     } catch {
-        throw ValidationError(error.description)
+        printError("error: \(error)")
+        return nil
     }
 }
 
@@ -84,11 +96,7 @@ struct Check: ParsableCommand {
     func run() throws {
         var failed = false
         for path in files {
-            let source: SourceFile
-            do {
-                source = try readSource(path)
-            } catch {
-                printError("\(path): error: \(error)")
+            guard let source = readSource(path) else {
                 failed = true
                 continue
             }
@@ -114,14 +122,7 @@ struct Check: ParsableCommand {
 
 /// Parses and verifies a file, printing diagnostics; nil when it has errors.
 func frontEnd(_ path: String) -> Module? {
-    let source: SourceFile
-    do {
-        source = try readSource(path)
-    } catch {
-        printError("\(path): error: \(error)")
-        return nil
-    }
-    return frontEnd(source)
+    readSource(path).flatMap(frontEnd)
 }
 
 /// Parses and verifies a source, printing diagnostics; nil when it has errors.

@@ -93,12 +93,12 @@ func startWatching(_ paths: [String], loader: Loader) {
                 do {
                     printError("kiln: reloaded \(try shared.loader.reload(crateNamed: path, with: module))")
                 } catch {
-                    printError("kiln: reload of \(path) failed, nothing changed: \(error)")
+                    printError("error: reload of \(path) failed, nothing changed: \(error)")
                 }
             }
         }
     }
-    if !started { printError("kiln: cannot start the file watcher; --watch is off") }
+    if !started { printError("error: cannot start the file watcher; --watch is off") }
 }
 
 /// Reads and compiles a file whose change has settled at `stamp`; nil (after saying why,
@@ -118,7 +118,7 @@ private func readChange(of file: inout WatchedFile, stamp: WatchedFile.Stamp) ->
         return nil
     }
     guard let module = compiledCrate(file.path, contents: bytes) else {
-        printError("kiln: \(file.path) changed but does not compile; still running the old version")
+        printError("error: \(file.path) changed but does not compile; still running the old version")
         return nil
     }
     return module

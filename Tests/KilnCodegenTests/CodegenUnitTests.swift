@@ -98,15 +98,56 @@ func compiled(_ text: String) throws -> (Module, CompiledModule) {
         #expect(shape(6) == [.sse, .sse])
     }
 
-    @Test func managedReferencesAreReportedNotMiscompiled() throws {
+    @Test func referencesLiveAcrossSafepointsAreListedInStackMaps() throws {
         let (module, diagnostics) = parseAndVerify(SourceFile(name: "r.ssa", text: """
-            function r $f() {
+            function r $f(r %a) {
             @start
             	%o =r rnew 2
+            	call $g()
+            	rstore %a, %o, 0
             	ret %o
+            }
+            function w $h(w %x) {
+            @start
+            	call $g()
+            	ret %x
             }
             """))
         #expect(diagnostics.isEmpty)
-        #expect(throws: CompileError.self) { try compileModule(module) }
+        let compiled = try compileModule(module)
+        let maps = compiled.functions[0].stackMaps
+        // The call of $g (both references live across it), then the allocation's slow path
+        // after the body (only %a is live across it: %o is its result).
+        #expect(maps.map(\.frameSlots.count) == [2, 1])
+        #expect(maps.allSatisfy { $0.frameSlots.allSatisfy { $0 < 0 && $0 % 8 == 0 } })
+        #expect(Set(maps[0].frameSlots).count == 2)
+        #expect(maps[0].frameSlots.contains(maps[1].frameSlots[0]))
+        // Each map sits at a return address: the byte before it ends a call.
+        for map in maps { #expect(map.codeOffset > 0 && Int(map.codeOffset) <= compiled.functions[0].code.count) }
+        #expect(compiled.functions[1].stackMaps.isEmpty)
+    }
+
+    /// `loadsb` read only by `extub` is one `movzx` from memory, not `movsx` then `movzx`;
+    /// with a second reader the load stays and the extension is a register `movzx`.
+    @Test func narrowLoadAndExtensionBecomeOneLoad() throws {
+        func opcodes(_ body: String) throws -> (movsx: Int, movzx: Int) {
+            let (_, module) = try compiled("""
+                export function w $f(l %p) {
+                @start
+                \(body)
+                }
+                """)
+            let code = try #require(module.functions.first).code
+            var movsx = 0, movzx = 0
+            for index in code.indices.dropLast() where code[index] == 0x0F {
+                if code[index + 1] == 0xBE { movsx += 1 }
+                if code[index + 1] == 0xB6 { movzx += 1 }
+            }
+            return (movsx, movzx)
+        }
+        let alone = try opcodes("%a =w loadsb %p\n%b =w extub %a\nret %b")
+        #expect(alone.movsx == 0 && alone.movzx == 1)
+        let shared = try opcodes("%a =w loadsb %p\n%b =w extub %a\n%c =w add %a, %b\nret %c")
+        #expect(shared.movsx == 1 && shared.movzx == 1)
     }
 }

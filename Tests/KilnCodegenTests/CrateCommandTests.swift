@@ -89,11 +89,11 @@ let mainCrate = """
         try Data(bytes).write(to: URL(fileURLWithPath: directory + "/bad.kcrate"))
         let damaged = try runKiln(["run", directory + "/main.ssa", directory + "/bad.kcrate"])
         #expect(damaged.status == 1 && damaged.output.isEmpty)
-        #expect(damaged.error.contains("bad.kcrate: error: not a usable crate file: byte 32: checksum mismatch"), "\(damaged.error)")
+        #expect(damaged.error.contains("error: \(directory)/bad.kcrate: not a usable crate file: byte 32: checksum mismatch"), "\(damaged.error)")
         try Data(bytes.prefix(100)).write(to: URL(fileURLWithPath: directory + "/short.kcrate"))
         let short = try runKiln(["run", directory + "/main.ssa", directory + "/short.kcrate"])
         #expect(short.status == 1)
-        #expect(short.error.contains("short.kcrate: error: not a usable crate file"), "\(short.error)")
+        #expect(short.error.contains("error: \(directory)/short.kcrate: not a usable crate file"), "\(short.error)")
     }
 
     @Test func disassemblyShowsTheTOCAndUsers() throws {
@@ -328,7 +328,7 @@ let mainCrate = """
         try "data $huge = { z 5000000000, b 1 }\n".write(toFile: directory + "/huge.ssa", atomically: true, encoding: .utf8)
         let huge = try runKiln(["build", directory + "/huge.ssa"])
         #expect(huge.status == 1)
-        #expect(huge.error.contains("huge.ssa: error: cannot be loaded: $huge is 5000000001 bytes, more than 268435456"), "\(huge.error)")
+        #expect(huge.error.contains("error: \(directory)/huge.ssa: cannot be loaded: $huge is 5000000001 bytes, more than 268435456"), "\(huge.error)")
         #expect(!FileManager.default.fileExists(atPath: directory + "/huge.kcrate"))
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let baseline = try residentPages("small.ssa")

@@ -56,6 +56,17 @@ private func writeProgram(_ text: String) throws -> String {
         #expect(result.output == "proc 2 sorted: 1 3 7 19 23 42 56 88 (callbacks in proc 2)\n")
     }
 
+    /// Messages are managed objects: lists passed around a ring, one new cell per hop, while
+    /// the collector moves them in mailboxes and in the frames of parked procs (every
+    /// allocation collects, and verifies the heap, in the stress modes).
+    @Test(arguments: ["", "collect", "collect:3", "collect:7,compact"]) func messagesAreManagedValues(stress: String) throws {
+        let arguments = stress.isEmpty ? [] : ["--", "20", "5"]
+        let result = try runKiln(["run", example("messages")] + arguments, environment: ["KILN_STRESS": stress])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output == (stress.isEmpty ? "50 procs, 20 rounds: a list of 1000 cells, 0 wrong\n"
+                                                 : "20 procs, 5 rounds: a list of 100 cells, 0 wrong\n"))
+    }
+
     /// A proc whose recursion never ends is ended at its stack limit; the others go on.
     @Test func aRunawayProcEndsAlone() throws {
         let path = try writeProgram("""

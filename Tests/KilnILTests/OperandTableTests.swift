@@ -28,7 +28,7 @@ private let expectedForms: [String: String] = {
         // Kiln's managed references (docs/IL-EXTENSIONS.md).
         "rnew": "r:l-", "rnewb": "r:l-", "rload": "r:rl", "rloadb": "w:rl l:rl", "rlen": "w:r- l:r-",
         "rtag": "r:l-", "runtag": "w:r- l:r-", "risref": "w:r- l:r-", "ceqr": "w:rr l:rr", "cner": "w:rr l:rr",
-        "loadr": "r:m-", "storer": "w:rm",
+        "loadr": "r:m-", "storer": "w:rm", "rclosure": "r:ll", "rcode": "l:r-",
     ]
     for name in ["ceqw", "cnew", "csgew", "csgtw", "cslew", "csltw", "cugew", "cugtw", "culew", "cultw"] { table[name] = "w:ww l:ww" }
     for name in ["ceql", "cnel", "csgel", "csgtl", "cslel", "csltl", "cugel", "cugtl", "culel", "cultl"] { table[name] = "w:ll l:ll" }

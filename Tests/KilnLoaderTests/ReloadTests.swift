@@ -218,6 +218,16 @@ enum Hook {
         #expect(try call(user, "viaHelper", 2) == 12)
     }
 
+    @Test func unloadingACrateWhoseAddressesOthersHoldIsRefusedPlainly() throws {
+        let loader = try Loader(options: .init())
+        let util = try loader.load(try compile("util.ssa", utilVersion(2)))
+        _ = try loader.load(try compile("holder.ssa", "data $p = { l $counter }\ndata $q = { l $twice, l $counter }\n"))
+        let error = #expect(throws: LoadError.self) { try loader.unload(util) }
+        #expect(error?.description == "cannot unload util.ssa: other crates hold the address of its exports: "
+            + "$counter (held by holder.ssa); $twice (held by holder.ssa)")
+        #expect(util.isLoaded)
+    }
+
     @Test func callbackStubsFollowReloadsAndAreSharedByVersions() throws {
         let loader = try Loader(options: .init())
         let (main, util) = try loadPair(loader)

@@ -98,6 +98,11 @@ size_t kiln_world_sigframe_registers_offset(void);
 /// The signal used to stop threads.
 int kiln_world_signal(void);
 
+/// Whether another thread is stopping the world or holds it stopped (between the start of
+/// `kiln_world_stop` and the end of `kiln_world_resume`) and the calling thread is one that
+/// stops leave running (exempt, or blocking the signal). Allocates nothing.
+int kiln_world_is_left_running_in_a_stop(void);
+
 /// Whether the suspension handler is still the one the runtime installed (a
 /// program may have replaced it; then no thread answers).
 int kiln_world_handler_is_installed(void);
@@ -202,5 +207,74 @@ struct kiln_service_result {
     uint64_t value;
     uint64_t park;
 };
+
+// Crash reports (crash.c).
+//
+// A fault in a program's own code prints one short report (the signal, the
+// address, a backtrace naming crates, functions and IL lines, and C symbols)
+// and ends the process with 128 + the signal; the runtime's fatal errors
+// print the same backtrace.
+
+/// Names the frame at `address` (a pc, or a return address minus one) of generated
+/// code: writes at most `capacity` bytes to `buffer` and returns how many, 0 for a
+/// frame of the runtime's own routines (left out), -1 when the address is not
+/// generated code. Runs inside a signal handler: see crash.c for what it may do.
+typedef int (*kiln_crash_describer)(void *context, uintptr_t address, char *buffer, int capacity);
+
+/// Installs the handlers of the crash signals (the previous ones are kept for
+/// faults in Kiln's own code), gives the calling thread an alternate signal
+/// stack, and names frames with `describer`. Call it again to change the
+/// describer. 0, or -1 when a handler could not be installed.
+int kiln_crash_install(kiln_crash_describer describer, void *context);
+
+/// Gives the calling thread an alternate signal stack (once crash reports are
+/// installed), so that its stack overflow can be reported. Freed when it exits.
+void kiln_crash_prepare_thread(void);
+
+/// Flushes C stdio, prints `kiln: error: message` and the backtrace of the
+/// calling thread to standard error, and ends the process with `status`.
+_Noreturn void kiln_crash_report_error(const char *message, int status, kiln_crash_describer describer, void *context);
+
+/// Tells the C unwinder how to leave frames of generated code in [low, high)
+/// (the caller's frame at rbp + 16). Returns a handle for `kiln_unwind_deregister`.
+void *kiln_unwind_register(uintptr_t low, uintptr_t high);
+void kiln_unwind_deregister(void *handle, uintptr_t low);
+
+/// What generated code gets for `pthread_create`: the same, and the new thread
+/// gets an alternate signal stack when crash reports are installed.
+const void *kiln_pthread_create_entry(void);
+
+// Managed heap (heap_entries.c, KilnLoader's ManagedRuntime.swift).
+//
+// Each thread has a pointer to its allocation record that generated code
+// reads inline at fs:[kiln_heap_record_offset()]; until the thread's first
+// slow-path entry it points at an empty record whose cursor and limit are 0.
+// The entries note the calling generated frame (its rbp and the return
+// address into it) for the precise stack walk, then call the handlers.
+
+/// The allocation handler: the thread's record pointer, the header word, the caller's
+/// frame and return address; returns the new reference (never 0: failures end the program).
+typedef uint64_t (*kiln_heap_allocate_handler)(void *record, uint64_t header, uintptr_t frame, uintptr_t return_address);
+/// The `$kiln.collect` handler.
+typedef void (*kiln_heap_collect_handler)(void *record, uintptr_t frame, uintptr_t return_address);
+
+void kiln_heap_install_handlers(kiln_heap_allocate_handler allocate, kiln_heap_collect_handler collect);
+/// The offset of the calling thread's record pointer from its thread pointer (fs:0); the
+/// same in every thread.
+intptr_t kiln_heap_record_offset(void);
+void *kiln_heap_thread_record(void);
+/// Sets the calling thread's record pointer (NULL: back to the empty record).
+void kiln_heap_set_thread_record(void *record);
+void *kiln_heap_empty_record(void);
+/// The generated frame (rbp) and return address noted by the entry the calling thread is
+/// in, or 0 outside the entries.
+uintptr_t kiln_heap_entry_frame(void);
+uintptr_t kiln_heap_entry_return(void);
+/// The entries' addresses, for slots: `uint64_t allocate(uint64_t header)` and `void collect(void)`.
+void *kiln_heap_allocate_entry(void);
+void *kiln_heap_collect_entry(void);
+/// The calling thread's stack top as noted by the runtime (0 until noted).
+uintptr_t kiln_heap_thread_stack_top(void);
+void kiln_heap_set_thread_stack_top(uintptr_t top);
 
 #endif

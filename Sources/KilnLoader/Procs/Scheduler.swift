@@ -48,6 +48,8 @@ final class Proc {
     var state = State.runnable
     /// Set by a `yield` that parked, so its second call returns.
     var yielded = false
+    /// Whether it has run (before, its argument waits in its first saved registers).
+    var hasRun = false
     var mailbox = Mailbox()
     /// The function it runs, for messages.
     let entry: UInt
@@ -92,6 +94,15 @@ struct Mailbox {
 
     /// Every queued word, oldest first.
     var contents: ArraySlice<UInt64> { items[head...] }
+
+    /// Calls `body` with the address of every queued word (the collector updates them).
+    /// Allocates nothing: the storage is the mailbox's own.
+    mutating func forEachWord(_ body: (UnsafeMutablePointer<UInt64>) -> Void) {
+        let head = self.head
+        items.withUnsafeMutableBufferPointer { buffer in
+            for index in head..<buffer.count { body(buffer.baseAddress! + index) }
+        }
+    }
 }
 
 /// Limits on procs; a proc beyond its stack limit is ended, a spawn beyond the count refused.
@@ -239,6 +250,7 @@ final class ProcSystem {
             switches += 1
             running = proc
             proc.state = .running
+            proc.hasRun = true
             procGlobals.pointee.current = UInt(bitPattern: proc.savedRsp)
             stackLimitWord.pointee = proc.segment.limit
             swap(schedulerRspWord, proc.savedRsp.pointee)
@@ -451,6 +463,43 @@ final class ProcSystem {
     }
 
     // MARK: Roots
+
+    /// For the collector: `body(proc, frame, returnAddress)` with the innermost frame of
+    /// generated code of every parked proc that has run (its service trampoline's caller).
+    func forEachParkedFrame(_ body: (Proc, UInt, UInt) -> Void) {
+        for proc in procs.values where proc !== running && proc.state != .finished && proc.hasRun {
+            let trampolineFrame = UnsafeRawPointer(bitPattern: proc.savedRsp.pointee + 40)!.load(as: UInt.self)
+            guard trampolineFrame != 0 else { continue }
+            let frame = UnsafeRawPointer(bitPattern: trampolineFrame)!.load(as: UInt.self)
+            let returnAddress = UnsafeRawPointer(bitPattern: trampolineFrame + 8)!.load(as: UInt.self)
+            body(proc, frame, returnAddress)
+        }
+    }
+
+    /// For the collector: every word that may hold a reference outside the stacks: queued
+    /// messages, and the argument of each proc that has not run yet.
+    func forEachManagedWord(_ body: (UnsafeMutablePointer<UInt64>) -> Void) {
+        for proc in procs.values where proc.state != .finished {
+            proc.mailbox.forEachWord(body)
+            if !proc.hasRun {
+                // `start` finds the argument in r12, the fourth word `swap` pops.
+                body(UnsafeMutablePointer<UInt64>(bitPattern: proc.savedRsp.pointee + 24)!)
+            }
+        }
+    }
+
+    /// The return address that the grow routine keeps for the function whose frame is at
+    /// `frame` on one of `proc`'s segments: where that function returns in its caller.
+    func returnAddress(behindGrowOf frame: UInt, in proc: Proc) -> UInt {
+        var segment: Segment? = proc.segment
+        while let current = segment {
+            if frame >= current.base && frame < current.top {
+                return UnsafeRawPointer(bitPattern: current.returnRsp)!.load(as: UInt.self)
+            }
+            segment = current.previous
+        }
+        return 0
+    }
 
     /// Calls `body(low, high)` for the used part of every segment of every proc that is not
     /// running, and `precise(framePointer)` with each one's innermost frame.

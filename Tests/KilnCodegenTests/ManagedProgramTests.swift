@@ -1,0 +1,119 @@
+// Programs on the managed heap, run through the `kiln` command: the examples
+// with their expected output, in the normal mode and under the collection
+// stress modes (a collection, verified, at every allocation or every Nth,
+// alone and together with code compaction), from IL and from crate files;
+// out-of-memory as a clear error naming the allocating function.
+
+import Foundation
+import Testing
+
+let binaryTreesDepth6 = """
+    stretch tree of depth 7\t check: 255
+    64\t trees of depth 4\t check: 1984
+    16\t trees of depth 6\t check: 2032
+    long lived tree of depth 6\t check: 127
+
+    """
+
+let strings300 = """
+    300 keys, 300 found with the right value, 1690 bytes of keys, longest chain 11, missing key: -1
+    first key in the list: key299
+
+    """
+
+let closuresOutput = (0..<10).map { "adder \($0): 100 -> \(100 + $0 * $0)\n" }.joined()
+    + "sum of the results: 1285\ncounter: 1 2 3\n"
+
+@Suite struct ManagedProgramTests {
+    static let examples: [(file: String, arguments: [String], expected: String)] = [
+        ("examples/binary-trees.ssa", ["6"], binaryTreesDepth6),
+        ("examples/strings.ssa", ["300"], strings300),
+        ("examples/closures.ssa", [], closuresOutput),
+    ]
+
+    static let modes = ["", "collect", "collect:7,compact", "collect:3"]
+
+    @Test(arguments: modes)
+    func examplesPrintTheirExpectedOutput(_ stress: String) throws {
+        for example in Self.examples {
+            let path = packageRoot.appendingPathComponent(example.file).path
+            let result = try runKiln(["run", path, "--stats"] + example.arguments, environment: ["KILN_STRESS": stress])
+            #expect(result.status == 0, "\(example.file) under KILN_STRESS=\(stress): \(result.error)")
+            #expect(result.output == example.expected, "\(example.file) under KILN_STRESS=\(stress)")
+            if stress.hasPrefix("collect"), !example.file.hasSuffix("closures.ssa") {
+                // The stress mode collected (and verified) many times.
+                let line = result.error.split(separator: "\n").first { $0.hasPrefix("collections:") } ?? ""
+                let full = Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+                #expect(full > 100, "\(example.file): \(line)")
+            }
+        }
+    }
+
+    @Test func disassemblyShowsStackMapsBesideSafepoints() throws {
+        let path = packageRoot.appendingPathComponent("examples/binary-trees.ssa").path
+        let result = try runKiln(["dis", path])
+        #expect(result.status == 0, "\(result.error)")
+        let lines = result.output.split(separator: "\n")
+        // The second recursive call of $bottomUp keeps %left in a slot across it.
+        let calls = lines.filter { $0.contains("call") && $0.contains("$bottomUp") && $0.contains("stack map: rbp-0x") }
+        #expect(!calls.isEmpty, "\(result.output)")
+        // Every allocation's slow path is a safepoint with a map.
+        let slow = lines.filter { $0.contains("call") && $0.contains("kiln.heap.allocate") }
+        #expect(!slow.isEmpty && slow.allSatisfy { $0.contains("; stack map:") }, "\(slow)")
+        #expect(result.output.contains("  stack maps:\n"))
+    }
+
+    @Test func crateFilesKeepTheirStackMaps() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let source = packageRoot.appendingPathComponent("examples/binary-trees.ssa").path
+        let crate = directory + "/binary-trees.kcrate"
+        let build = try runKiln(["build", source, "-o", crate])
+        #expect(build.status == 0, "\(build.error)")
+        let result = try runKiln(["run", crate, "6"], environment: ["KILN_STRESS": "collect"])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output == binaryTreesDepth6)
+    }
+
+    @Test func runningOutOfManagedMemoryNamesTheAllocatingFunction() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/grow.ssa"
+        try """
+            function r $grow(l %n) {
+            @start
+            	jmp @loop
+            @loop
+            	%list =r phi @start 0, @body %cell
+            	%i =l phi @start 0, @body %i1
+            	%more =w csltl %i, %n
+            	jnz %more, @body, @done
+            @body
+            	%cell =r rnew 3
+            	rstore %list, %cell, 0
+            	%i1 =l add %i, 1
+            	jmp @loop
+            @done
+            	ret %list
+            }
+            export function w $main() {
+            @start
+            	%l =r call $grow(l 1000000)
+            	ret 0
+            }
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        // Not under the stress mode: collecting at every allocation of a million cells would
+        // take minutes (this test is about the limit, not about roots).
+        let quiet = ["KILN_STRESS": ""]
+        let small = try runKiln(["run", "--heap-max", "4M", path], environment: quiet)
+        #expect(small.status == 70)
+        #expect(small.error.contains("out of managed memory"), "\(small.error)")
+        #expect(small.error.contains("$grow of crate"), "\(small.error)")
+        // 32 MB of cells fit in 64 MiB.
+        let enough = try runKiln(["run", "--heap-max", "64M", path], environment: quiet)
+        #expect(enough.status == 0, "\(enough.error)")
+        let bad = try runKiln(["run", "--heap-max", "lots", path], environment: quiet)
+        #expect(bad.status != 0)
+        #expect(bad.error.contains("--heap-max lots: not a size"), "\(bad.error)")
+    }
+}
