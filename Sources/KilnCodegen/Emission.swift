@@ -80,6 +80,9 @@ struct Emitter: ~Copyable {
     /// in the loader), and a leaf calls nothing that could use the reserve meanwhile.
     static let uncheckedLeafBytes: Int32 = 128
 
+    /// Bytes of dynamic `alloc` a function may make on a proc's stack (its check asks for them).
+    static let dynamicAllocationBytes: Int32 = 64 << 10
+
     /// Variadic functions may be passed more stack arguments than they name; this many more
     /// bytes are copied when such a function's frame moves to a new proc segment.
     static let variadicExtraBytes = 512
@@ -88,7 +91,9 @@ struct Emitter: ~Copyable {
     /// [rip + slot($kiln.stack_limit)]; cmp r10, [r11]; jb grow`. The limit is the bottom of
     /// the running proc segment (plus its reserve), or 0 on a thread that runs no proc.
     mutating func stackCheck() {
-        let need = Int32(8) + frameSize + Int32(machine.outgoingStackBytes)
+        var need = Int32(8) + frameSize + Int32(machine.outgoingStackBytes)
+        // Room for dynamic `alloc`s too: they are not checked one by one.
+        if machine.hasDynamicAllocation { need += Self.dynamicAllocationBytes }
         if !machine.makesCalls && !machine.hasDynamicAllocation && need <= Self.uncheckedLeafBytes { return }
         let grow = buffer.makeLabel(), body = buffer.makeLabel()
         buffer.lea(.b64, .r10, Memory(base: .rsp, displacement: -need))
