@@ -20,14 +20,14 @@ import CKilnShim
 
 /// The buddy allocator of stack segments.
 final class ProcStacks {
-    /// The smallest segment: 512 bytes.
+    /// The smallest segment: 512 bytes (a new proc's first).
     static let minimumOrder = 9
     /// The largest: 1 MiB; a frame larger than that cannot run on a proc.
     static let maximumOrder = 20
     /// Bytes at the base of a segment before the reserve.
     static let headerSize = 32
     /// Bytes below the limit that routines may use without a check.
-    static let reserve = 192
+    static let reserve = 256
 
     /// The reserved range.
     let low: UInt

@@ -50,6 +50,8 @@ final class Proc {
     var yielded = false
     /// Whether it has run (before, its argument waits in its first saved registers).
     var hasRun = false
+    /// Its place in `ProcTable.values`.
+    var tableIndex = 0
     var mailbox = Mailbox()
     /// The function it runs, for messages.
     let entry: UInt
@@ -67,6 +69,34 @@ final class Proc {
     }
 
     deinit { savedRsp.deallocate() }
+}
+
+/// The procs alive, by id (ids count up from 1 and are never reused) and as a dense list.
+struct ProcTable {
+    private var byID: [Proc?] = []
+    private(set) var values: [Proc] = []
+
+    var count: Int { values.count }
+
+    func proc(_ id: Int) -> Proc? {
+        id >= 1 && id <= byID.count ? byID[id - 1] : nil
+    }
+
+    mutating func insert(_ proc: Proc) {
+        while byID.count < proc.id { byID.append(nil) }
+        byID[proc.id - 1] = proc
+        proc.tableIndex = values.count
+        values.append(proc)
+    }
+
+    mutating func remove(_ proc: Proc) {
+        byID[proc.id - 1] = nil
+        let last = values.removeLast()
+        if last !== proc {
+            values[proc.tableIndex] = last
+            last.tableIndex = proc.tableIndex
+        }
+    }
 }
 
 /// A first-in first-out queue of words.
@@ -128,7 +158,7 @@ final class ProcSystem {
     private var trampolines: [String: UInt] = [:]
     private var nativeThunks: [UInt: UInt] = [:]
 
-    private var procs: [Int: Proc] = [:]
+    private var procs = ProcTable()
     private var runQueue: [Proc] = []
     private var runHead = 0
     private(set) var running: Proc?
@@ -144,7 +174,7 @@ final class ProcSystem {
     nonisolated(unsafe) static var active: ProcSystem?
 
     /// The first segment of a proc.
-    static let firstOrder = 10
+    static let firstOrder = 9
 
     init(loader: Loader, limits: ProcLimits) throws(LoadError) {
         self.loader = loader
@@ -267,7 +297,7 @@ final class ProcSystem {
         }
         // Procs still alive when main returns end with the program.
         for proc in procs.values { releaseSegments(of: proc) }
-        procs.removeAll()
+        procs = ProcTable()
         runQueue.removeAll()
         runHead = 0
         return Int32(truncatingIfNeeded: main.result)
@@ -303,7 +333,7 @@ final class ProcSystem {
             UnsafeMutableRawPointer(bitPattern: saved + UInt(8 * index))!.storeBytes(of: word, as: UInt.self)
         }
         proc.savedRsp.pointee = saved
-        procs[proc.id] = proc
+        procs.insert(proc)
         spawned += 1
         peakProcs = max(peakProcs, procs.count)
         enqueue(proc)
@@ -312,7 +342,7 @@ final class ProcSystem {
 
     private func retire(_ proc: Proc) {
         releaseSegments(of: proc)
-        procs[proc.id] = nil
+        procs.remove(proc)
     }
 
     private func releaseSegments(of proc: Proc) {
@@ -430,7 +460,7 @@ final class ProcSystem {
     }
 
     func sendService(to id: Int, message: UInt64) -> kiln_service_result {
-        guard let target = procs[id], target.state != .finished else { return kiln_service_result(value: 1, park: 0) }
+        guard let target = procs.proc(id), target.state != .finished else { return kiln_service_result(value: 1, park: 0) }
         target.mailbox.append(message)
         if target.state == .waiting {
             target.state = .runnable
