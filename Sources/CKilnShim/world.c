@@ -170,7 +170,7 @@ static void initialise(void) {
     // Every catchable signal waits while a thread is stopped: a program's own handler
     // must not run generated code in a thread the runtime believes is stopped.
     sigfillset(&action.sa_mask);
-    action.sa_flags = SA_SIGINFO | SA_RESTART;
+    action.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
     installed = sigaction(suspend_signal, &action, NULL) == 0;
     pthread_key_create(&exempt_key, forget_exempt);
     allocation_hook = (void (*)(int))dlsym(RTLD_DEFAULT, "kiln_test_world_stopped");

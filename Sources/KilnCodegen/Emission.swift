@@ -70,7 +70,69 @@ struct Emitter: ~Copyable {
         frameSize = Int32((cursor + 15) & ~15)
     }
 
+    /// The stack check's slow path, bound after the function's code (nil: no check).
+    var growLabel: Label?
+    /// Where the function goes on after its stack check.
+    var bodyLabel: Label?
+
+    /// Bytes below the entry stack pointer a leaf function may use without a stack check:
+    /// a proc segment keeps more than that in reserve below its limit (Procs/ProcStacks.swift
+    /// in the loader), and a leaf calls nothing that could use the reserve meanwhile.
+    static let uncheckedLeafBytes: Int32 = 128
+
+    /// Bytes of dynamic `alloc` a function may make on a proc's stack (its check asks for them).
+    static let dynamicAllocationBytes: Int32 = 64 << 10
+
+    /// Variadic functions may be passed more stack arguments than they name; this many more
+    /// bytes are copied when such a function's frame moves to a new proc segment.
+    static let variadicExtraBytes = 512
+
+    /// The stack check every function starts with: `lea r10, [rsp - need]; mov r11,
+    /// [rip + slot($kiln.stack_limit)]; cmp r10, [r11]; jb grow`. The limit is the bottom of
+    /// the running proc segment (plus its reserve), or 0 on a thread that runs no proc.
+    mutating func stackCheck() {
+        var need = Int32(8) + frameSize + Int32(machine.outgoingStackBytes)
+        // Room for dynamic `alloc`s too: they are not checked one by one.
+        if machine.hasDynamicAllocation { need += Self.dynamicAllocationBytes }
+        if !machine.makesCalls && !machine.hasDynamicAllocation && need <= Self.uncheckedLeafBytes { return }
+        let grow = buffer.makeLabel(), body = buffer.makeLabel()
+        buffer.lea(.b64, .r10, Memory(base: .rsp, displacement: -need))
+        emitSlotLoad(.r11, "kiln.stack_limit")
+        buffer.alu(.cmp, .b64, .r10, Memory(base: .r11))
+        buffer.jcc(.b, to: grow)
+        try! buffer.bind(body)
+        growLabel = grow
+        bodyLabel = body
+    }
+
+    /// The stack check's slow path: `mov r11d, stack argument bytes; call [rip + slot($kiln.grow)];
+    /// jmp body`. The grow routine runs the rest of the function on a new segment and
+    /// returns to its caller itself, so the `jmp` only runs when no segment was needed.
+    mutating func stackCheckSlowPath() throws {
+        guard let grow = growLabel, let body = bodyLabel else { return }
+        try bind(grow)
+        let argumentBytes = machine.incomingStackBytes + (machine.isVariadic ? Self.variadicExtraBytes : 0)
+        buffer.mov(.b32, .r11, imm: Int64(argumentBytes))
+        buffer.call(Memory.rip(0))
+        recordSlot("kiln.grow")
+        buffer.jmp(to: body)
+    }
+
+    /// `mov register, [rip + slot(name)]`: the address an address slot holds.
+    mutating func emitSlotLoad(_ register: GPR, _ name: String) {
+        buffer.mov(.b64, register, Memory.rip(0))
+        recordSlot(name)
+    }
+
+    /// A relocation of the last rip-relative operand to the address slot of `name`.
+    mutating func recordSlot(_ name: String) {
+        let site = buffer.lastRIPRelativeSite!
+        relocations.append(Relocation(offset: UInt32(site.offset), kind: .pcRelative32, target: .addressSlot(name),
+                                      addend: Int64(site.pcRelativeAddend)))
+    }
+
     mutating func prologue() {
+        stackCheck()
         buffer.push(.rbp)
         buffer.mov(.b64, .rbp, .rsp)
         for register in allocation.usedCalleeSaved { buffer.push(register) }
@@ -135,6 +197,7 @@ struct Emitter: ~Copyable {
                 try emit(instruction)
             }
         }
+        try stackCheckSlowPath()
         emitSlowAllocationPaths()
         if !machine.pool.isEmpty {
             buffer.align(to: 16)

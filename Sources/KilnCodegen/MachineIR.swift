@@ -181,6 +181,10 @@ struct MachineFunction {
     var hasDynamicAllocation = false
     /// Bytes of stack arguments the function receives (variadic functions read past them).
     var incomingStackBytes = 0
+    /// The most bytes of stack arguments one of its calls passes (below the frame).
+    var outgoingStackBytes = 0
+    /// Whether the function takes a variable number of arguments.
+    var isVariadic = false
     /// Frame object holding the register save area of a variadic function, if any.
     var registerSaveArea: Int32?
     /// Source location of each IL block's label, for line tables.

@@ -93,6 +93,7 @@ extension Selector {
         incomingIntegerCount = layout.integerCount
         incomingSSECount = layout.sseCount
         machine.incomingStackBytes = layout.stackBytes
+        machine.isVariadic = function.isVariadic
         if function.isVariadic {
             // Save every argument register before anything can clobber them: vaarg reads them.
             let area = machine.newFrameObject(size: 176, alignment: 16)
@@ -212,6 +213,7 @@ extension Selector {
             resultObject = machine.newFrameObject(size: (shape.size + 15) & ~15, alignment: max(16, shape.alignment))
         }
         let area = (layout.stackBytes + 15) & ~15
+        machine.outgoingStackBytes = max(machine.outgoingStackBytes, area)
         if area > 0 {
             emit(.alu(.sub), .b64, .reg(physical(GPR.rsp)), .imm(Int64(area)))
             for store in stackStores {

@@ -31,6 +31,8 @@ extension Loader {
             "__cxa_atexit": UInt(bitPattern: kiln_cxa_atexit_entry()),
             // Threads the program starts get an alternate signal stack (crash.c).
             "pthread_create": UInt(bitPattern: kiln_pthread_create_entry()),
+            // The word every function's stack check compares with (Procs/ProcStacks.swift).
+            stackLimitSymbol: UInt(bitPattern: stackLimitWord),
         ].merging(ManagedRuntime.symbols) { first, _ in first }
     }
 
@@ -47,9 +49,22 @@ extension Loader {
         return leavingThreadState ? symbols.addressLeavingThreadState(of: bare) : symbols.address(of: bare)
     }
 
+    static let stackLimitSymbol = "kiln.stack_limit"
+    static let growSymbol = "kiln.grow"
+    static let heapAllocateSymbol = "kiln.heap.allocate"
+
     /// The stable address of `name` as a value: a crate function's stub, a crate's data
     /// object, or an outside symbol.
     func stableAddress(of name: String) throws(LoadError) -> UInt? {
+        if name == Self.growSymbol {
+            // Without procs no limit is ever set and the check never fails; should it, the
+            // `ret` of `returnNothing` sends the function on (a plain return to `jmp body`).
+            return procSystem?.routines.grow ?? routines.returnNothing + 2
+        }
+        if name == Self.heapAllocateSymbol, let procSystem, let address = resolveOutside(name) {
+            // The allocation slow path is C and Swift: on the C stack when called from a proc.
+            return try procSystem.nativeThunk(for: address)
+        }
         if let export = registry.exports[unquoted(name)] {
             switch export.target {
             case .function(let index): return try stubAddress(crate: export.crate, function: index)
@@ -73,7 +88,29 @@ extension Loader {
             default: preconditionFailure("exports are functions or data")
             }
         }
-        return resolveOutside(name, leavingThreadState: true).map { ($0, .address($0)) }
+        let bare = unquoted(name)
+        if bare.hasPrefix("kiln."), ProcSystem.serviceNames.contains(String(bare.dropFirst(5))) {
+            guard let procSystem else {
+                fail("\(bare) needs procs: the loader runs without them (kiln run enables them when a crate calls a proc service)")
+            }
+            do {
+                let address = try procSystem.trampoline(for: String(bare.dropFirst(5)))
+                return (address, .address(address))
+            } catch {
+                fail("\(error)")
+            }
+        }
+        guard let address = resolveOutside(name, leavingThreadState: true) else { return nil }
+        // With procs, C functions are reached through a thunk that leaves the proc's segment.
+        if let procSystem {
+            do {
+                let thunk = try procSystem.nativeThunk(for: address)
+                return (thunk, .address(thunk))
+            } catch {
+                fail("\(error)")
+            }
+        }
+        return (address, .address(address))
     }
 
     /// The block behind a binding to a crate's function, or nil.

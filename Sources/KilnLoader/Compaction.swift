@@ -137,7 +137,12 @@ extension Loader {
     /// since the scan makes it incomplete.
     func withStoppedWorld<R>(framePointer: UInt?, low: UInt, _ body: (RootScan, _ gated: Bool) -> R) -> R {
         roots.begin(blockCount: heap.blocks.count)
-        roots.scanOwnStack(heap, framePointer: framePointer, low: low)
+        if let procs = procSystem, procs.isRunning, procs.isOnProcStacks(low) {
+            roots.scanProcThread(heap, procs, framePointer: framePointer, low: low)
+        } else {
+            roots.scanOwnStack(heap, framePointer: framePointer, low: low)
+            if let procs = procSystem, procs.isRunning { roots.scanParkedProcs(heap, procs) }
+        }
         let ownPins = roots.pinned.count
         var attempt = 0
         while true {
@@ -147,7 +152,7 @@ extension Loader {
                 return body(roots, false)
             }
             statistics.worldStops += 1
-            roots.scanStoppedThreads(heap, world)
+            roots.scanStoppedThreads(heap, world, procs: procSystem)
             statistics.threadsStopped += roots.threadsScanned
             let gated = world.quiet > 0
             if gated {

@@ -208,7 +208,21 @@ final class CrateState: CustomStringConvertible {
         // The calling thread runs crate code from here on, and the program's threads inherit
         // its signal mask: stops must be able to stop them (World.swift).
         World.acceptStops()
-        return Self.callMain(try stub(ofFunction: index), arguments: arguments, environment: environment)
+        let entry = try stub(ofFunction: index)
+        guard let procSystem = loader.procSystem else {
+            return Self.callMain(entry, arguments: arguments, environment: environment)
+        }
+        // With procs, `main` is the first proc.
+        let argv = System.makeStrings(arguments)
+        let envp = System.makeStrings(environment ?? System.environment)
+        defer {
+            System.freeStrings(argv)
+            System.freeStrings(envp)
+        }
+        let status = try procSystem.run(entry: UInt(bitPattern: entry),
+                                        arguments: (UInt(arguments.count), UInt(bitPattern: argv), UInt(bitPattern: envp)))
+        System.flushAllStreams()
+        return status
     }
 
     /// Calls a C `main` at `entry`; see `runMain`.

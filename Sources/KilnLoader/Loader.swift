@@ -47,6 +47,11 @@ public final class Loader {
         public var placementSeed: UInt64?
         /// Where the region goes: below 4 GiB when free (the default), or anywhere.
         public var regionPlacement: RegionPlacement
+        /// Run `main` as the first proc, with the proc services bound (Procs/Scheduler.swift).
+        /// C functions are then called through thunks that leave a proc's small stack.
+        public var procs = false
+        /// Limits on procs and their stacks.
+        public var procLimits = ProcLimits()
 
         public init(compactEvery: Int = 0, placementSeed: UInt64? = nil, regionPlacement: RegionPlacement = .lowWhenFree) {
             self.compactEvery = compactEvery
@@ -120,6 +125,8 @@ public final class Loader {
     /// For tests: the step of preparing the next reload that fails (see `checkpoint`).
     var reloadFaultStep: Int?
     var routines: RuntimeRoutines!
+    /// The procs, their segments and scheduler, with `Options.procs`.
+    var procSystem: ProcSystem?
     /// The C unwinder's rule for this loader's code (CKilnShim's crash.c).
     private var unwindRule: UnsafeMutableRawPointer?
     let lock = RuntimeLock()
@@ -172,6 +179,8 @@ public final class Loader {
         // exception passing through) leaves its frames by rbp.
         unwindRule = kiln_unwind_register(heap.codeBase, heap.codeBase + UInt(heap.region.halfSize))
         roots.resolverReturn = routines.resolverReturn
+        roots.resolverReturnOffSegment = routines.resolverReturnOffSegment
+        if options.procs { procSystem = try ProcSystem(loader: self, limits: options.procLimits) }
         try link(library: "libm.so.6")
         for library in linkLibraries { try link(library: library) }
         ManagedRuntime.register(self)

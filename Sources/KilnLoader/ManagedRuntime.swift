@@ -272,16 +272,25 @@ public final class ManagedRuntime: HeapWorld, @unchecked Sendable {
                 visitData(of: crate, visitor)
             }
         }
+        let procs = ProcSystem.active
         let frame = kiln_heap_entry_frame()
         if frame != 0 {
             walk(frame: frame, returnAddress: kiln_heap_entry_return(), low: frame,
-                 high: kiln_heap_thread_stack_top(), visitor)
+                 high: kiln_heap_thread_stack_top(), procs: procs, proc: procs?.running, visitor)
         }
         for index in 0..<stoppedCount {
             let thread = kiln_world_thread(Int32(index))!.pointee
             guard Int(thread.state) == KILN_THREAD_STOPPED else { continue }
             walk(frame: thread.registers.6, returnAddress: thread.registers.16,
-                 low: thread.registers.7, high: thread.stack_high, visitor)
+                 low: thread.registers.7, high: thread.stack_high, procs: nil, proc: nil, visitor)
+        }
+        // Procs: every parked proc's frames, messages waiting in mailboxes and the
+        // arguments of procs that have not run yet.
+        if let procs {
+            procs.forEachParkedFrame { proc, frame, returnAddress in
+                walk(frame: frame, returnAddress: returnAddress, low: 0, high: 0, procs: procs, proc: proc, visitor)
+            }
+            procs.forEachManagedWord { visitor.visit($0) }
         }
     }
 
@@ -347,9 +356,21 @@ public final class ManagedRuntime: HeapWorld, @unchecked Sendable {
 
     /// Visits the frames along the rbp chain from `frame`, whose code returns to
     /// `returnAddress` (see the file comment).
-    private func walk(frame: UInt, returnAddress: UInt, low: UInt, high: UInt, _ visitor: borrowing RootVisitor) {
+    ///
+    /// On the proc thread (`procs`), frames of `proc` lie on its segments in any order: a
+    /// frame there is followed wherever it leads (at most a bound of steps), and a return
+    /// address into the grow routine stands for the one it keeps in the segment's header.
+    private func walk(frame: UInt, returnAddress: UInt, low: UInt, high: UInt, procs: ProcSystem?, proc: Proc?,
+                      _ visitor: borrowing RootVisitor) {
         var frame = frame, returnAddress = returnAddress
-        while frame >= low, frame % 8 == 0, high == 0 || frame + 16 <= high {
+        var steps = 0
+        while frame % 8 == 0, steps < 100_000_000 {
+            steps += 1
+            let onProcStacks = procs?.isOnProcStacks(frame) ?? false
+            guard onProcStacks || (frame >= low && frame != 0 && (high == 0 || frame + 16 <= high)) else { return }
+            if let procs, let proc, returnAddress == procs.routines.growReturn {
+                returnAddress = procs.returnAddress(behindGrowOf: frame, in: proc)
+            }
             if let slots = safepointSlots(at: returnAddress) {
                 for slot in slots {
                     visitor.visit(UnsafeMutablePointer<UInt64>(bitPattern: UInt(bitPattern: Int(bitPattern: frame) + Int(slot)))!)
@@ -357,7 +378,7 @@ public final class ManagedRuntime: HeapWorld, @unchecked Sendable {
             }
             let next = UnsafePointer<UInt>(bitPattern: frame)!.pointee
             returnAddress = UnsafePointer<UInt>(bitPattern: frame + 8)!.pointee
-            guard next > frame else { return }
+            guard next > frame || (onProcStacks && next != 0 && next != frame) else { return }
             frame = next
         }
     }

@@ -62,6 +62,7 @@ final class RootScan {
     private(set) var threadsBinding = 0
     /// Where the resolver's call into the loader returns (RuntimeRoutines).
     var resolverReturn: UInt = 0
+    var resolverReturnOffSegment: UInt = 0
     /// Numbers this scan's marks on blocks.
     private var epoch: UInt64 = 0
 
@@ -196,11 +197,77 @@ final class RootScan {
         }
     }
 
+    // MARK: Procs
+
+    /// Scans the stacks of the proc thread when it is the controller, running a proc (on a
+    /// segment, or on the C stack in a call from one): precisely from `framePointer` across
+    /// segments, conservatively over the C stack from `low`, every segment of the running
+    /// proc, the scheduler's own stack, and every parked proc (`scanParkedProcs`).
+    func scanProcThread(_ heap: CodeHeap, _ procs: ProcSystem, framePointer: UInt?, low: UInt) {
+        var precise = Set<UInt>()
+        if let framePointer { walkPrecisely(heap, procs, from: framePointer, into: &precise) }
+        func scan(_ from: UInt, _ to: UInt) {
+            var word = (from + 7) & ~7
+            while word + 8 <= to {
+                defer { word += 8 }
+                if precise.contains(word) { continue }
+                pinIfStackRoot(UnsafeRawPointer(bitPattern: word)!.load(as: UInt.self), at: word, below: to, in: heap)
+            }
+        }
+        if low >= procs.cStackLow && low < procs.cStackHigh { scan(low, procs.cStackHigh) }
+        if let running = procs.running {
+            // Where the proc's stack pointer is on its segment is not known from here when it
+            // is in a C call: the whole segment is scanned.
+            let rsp = procs.stacks.contains(low) ? low : running.segment.base
+            procs.forEachSegment(of: running, from: rsp) { scan($0, $1) }
+        }
+        scan(procGlobals.pointee.scheduler_rsp, System.stackTop())
+        scanParkedProcs(heap, procs)
+    }
+
+    /// Walks every parked proc's frames precisely and its segments conservatively.
+    func scanParkedProcs(_ heap: CodeHeap, _ procs: ProcSystem) {
+        var precise = Set<UInt>()
+        procs.forEachParkedStack({ _, _ in }, precise: { walkPrecisely(heap, procs, from: $0, into: &precise) })
+        procs.forEachParkedStack({ from, to in
+            var word = (from + 7) & ~7
+            while word + 8 <= to {
+                defer { word += 8 }
+                if precise.contains(word) { continue }
+                pinIfStackRoot(UnsafeRawPointer(bitPattern: word)!.load(as: UInt.self), at: word, below: to, in: heap)
+            }
+        }, precise: { _ in })
+    }
+
+    /// Follows the rbp chain from `frame` through generated code, across segment
+    /// boundaries (where the return address is the grow routine's), recording each return
+    /// address into a block as a precise frame. Stops at a frame outside the proc stacks and
+    /// the C stack, or whose return address is neither.
+    private func walkPrecisely(_ heap: CodeHeap, _ procs: ProcSystem, from start: UInt, into precise: inout Set<UInt>) {
+        var frame = start
+        var steps = 0
+        while frame % 8 == 0, procs.isOnProcStacks(frame), steps < 10_000_000 {
+            steps += 1
+            let returnAddress = UnsafeRawPointer(bitPattern: frame + 8)!.load(as: UInt.self)
+            if returnAddress != procs.routines.growReturn {
+                guard let block = heap.owner(of: returnAddress &- 1) else { break }
+                if block.frameEpoch != epoch || !precise.contains(frame + 8) {
+                    frames.append(Frame(slot: frame + 8, block: block, offset: returnAddress - block.entry))
+                    block.frameEpoch = epoch
+                    precise.insert(frame + 8)
+                }
+            }
+            let next = UnsafeRawPointer(bitPattern: frame)!.load(as: UInt.self)
+            guard next != frame, next != 0 else { break }
+            frame = next
+        }
+    }
+
     /// Scans every thread of a stopped world conservatively: registers, then the stack
     /// from below the red zone to the top of its mapping. A quiet thread (World.swift) that
     /// refers to code at all makes the scan incomplete: it could wake and run that code.
     /// Allocates nothing.
-    func scanStoppedThreads(_ heap: CodeHeap, _ world: borrowing StoppedWorld) {
+    func scanStoppedThreads(_ heap: CodeHeap, _ world: borrowing StoppedWorld, procs: ProcSystem?) {
         if !world.isComplete { isComplete = false }
         unresponsiveThreads = world.unresponsive
         for index in 0..<world.count where world.isStopped(index) || world.isQuiet(index) {
@@ -216,22 +283,45 @@ final class RootScan {
                 }
             }
             let high = thread.pointee.stack_high
+            let sp = thread.pointee.registers.7
+            if let procs, procs.isRunning, procs.isOnProcStacks(sp) {
+                // The proc thread, on a segment or the C stack: its stacks are known exactly.
+                scanStoppedProcThread(heap, procs, sp: sp)
+                continue
+            }
             guard high != 0 else {
                 isComplete = false  // nowhere to read its stack from
                 continue
             }
             // The 128 bytes below rsp (the red zone) may hold live values of a leaf function.
-            let sp = thread.pointee.registers.7
             var word = max(sp &- 128, thread.pointee.stack_low) & ~7
             var binding = false
             while word + 8 <= high {
                 let value = UnsafeRawPointer(bitPattern: word)!.load(as: UInt.self)
-                if value == resolverReturn { binding = true }
+                if value == resolverReturn || value == resolverReturnOffSegment { binding = true }
                 if pinIfStackRoot(value, at: word, below: high, in: heap) { refersToCode = true }
                 word += 8
             }
             if binding { threadsBinding += 1 }
             if quiet && refersToCode { isComplete = false }
         }
+    }
+
+    /// The proc thread stopped on a proc stack: every segment of every proc, the C stack and
+    /// the scheduler's stack, conservatively. Allocates nothing.
+    private func scanStoppedProcThread(_ heap: CodeHeap, _ procs: ProcSystem, sp: UInt) {
+        func scan(_ from: UInt, _ to: UInt) {
+            var word = from & ~7
+            while word + 8 <= to {
+                pinIfStackRoot(UnsafeRawPointer(bitPattern: word)!.load(as: UInt.self), at: word, below: to, in: heap)
+                word += 8
+            }
+        }
+        if sp >= procs.cStackLow && sp < procs.cStackHigh { scan(max(sp &- 128, procs.cStackLow), procs.cStackHigh) }
+        if let running = procs.running {
+            procs.forEachSegment(of: running, from: procs.stacks.contains(sp) ? sp &- 128 : running.segment.base) { scan($0, $1) }
+        }
+        procs.forEachParkedStack({ scan($0, $1) }, precise: { _ in })
+        scan(procGlobals.pointee.scheduler_rsp, procs.schedulerStackTop)
     }
 }

@@ -21,6 +21,8 @@ struct RuntimeRoutines {
     /// Where the resolver's call into the loader returns: on a thread's stack, it says the
     /// thread is binding a slot (and may be waiting for the loader's lock to do it).
     let resolverReturn: UInt
+    /// The same, when the resolver was entered on a proc's segment (its call runs on the C stack).
+    let resolverReturnOffSegment: UInt
     /// Entered from a dead callback stub with the stub's address in r11.
     let deadStub: UInt
     /// `xor eax, eax; ret`: where runtime entries that return nothing go.
@@ -45,8 +47,7 @@ struct RuntimeRoutines {
         buffer.mov(.b64, .rsi, .r11)
         buffer.mov(.b64, .rdx, .rbp)
         buffer.mov(.b64, .rax, imm: Int64(Int(bitPattern: unsafeBitCast(bindEntry, to: UInt.self))))
-        buffer.call(.rax)
-        let resolverReturnOffset = buffer.count
+        let (resolverReturnOffset, resolverReturnOffSegmentOffset) = Self.callOffSegment(&buffer)
         buffer.mov(.b64, .r11, .rax)
         // The saved r11 is not restored: r11 holds the target.
         Self.restoreArgumentRegisters(&buffer, keepingR11: true)
@@ -83,9 +84,37 @@ struct RuntimeRoutines {
         bytes.withUnsafeBytes { heap.write($0, at: base) }
         resolver = base
         resolverReturn = base + UInt(resolverReturnOffset)
+        resolverReturnOffSegment = base + UInt(resolverReturnOffSegmentOffset)
         deadStub = base + UInt(deadOffset)
         returnNothing = base + UInt(returnOffset)
         gate = base + UInt(gateOffset)
+    }
+
+    /// `call rax`, on the C stack of procs (Procs/Scheduler.swift) when the stack pointer is
+    /// on a proc's segment: Swift does not fit there. Uses r10; rsp is back afterwards.
+    /// Returns the offsets where the two calls return.
+    private static func callOffSegment(_ buffer: inout CodeBuffer) -> (Int, Int) {
+        let onSegment = buffer.makeLabel(), done = buffer.makeLabel()
+        buffer.mov(.b64, .r10, imm: Int64(Int(bitPattern: procGlobals)))
+        buffer.alu(.cmp, .b64, .rsp, Memory(base: .r10, displacement: Int32(MemoryLayout<kiln_proc_globals>.offset(of: \.region_low)!)))
+        buffer.jcc(.b, to: done)
+        buffer.alu(.cmp, .b64, .rsp, Memory(base: .r10, displacement: Int32(MemoryLayout<kiln_proc_globals>.offset(of: \.region_high)!)))
+        buffer.jcc(.b, to: onSegment)
+        try! buffer.bind(done)
+        buffer.call(.rax)
+        let direct = buffer.count
+        let skip = buffer.makeLabel()
+        buffer.jmp(to: skip)
+        try! buffer.bind(onSegment)
+        buffer.mov(.b64, .r11, .rsp)
+        buffer.mov(.b64, .rsp, Memory(base: .r10, displacement: Int32(MemoryLayout<kiln_proc_globals>.offset(of: \.native_rsp)!)))
+        buffer.push(.r11)
+        buffer.push(.r11)
+        buffer.call(.rax)
+        let offSegment = buffer.count
+        buffer.pop(.rsp)
+        try! buffer.bind(skip)
+        return (direct, offSegment)
     }
 
     /// The SysV argument registers, rax (`%al`, `env`) and r11 (a slot or a stub), in the

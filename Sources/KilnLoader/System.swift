@@ -220,6 +220,31 @@ extension System {
         getenv(name).map { String(cString: $0) }
     }
 
+    /// Gives the calling thread an alternate signal stack (signals that arrive while it runs
+    /// on a small proc segment are handled there); returns it for `removeAlternateSignalStack`.
+    static func installAlternateSignalStack() -> (UnsafeMutableRawPointer, stack_t)? {
+        let size = 256 << 10
+        guard let memory = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              memory != MAP_FAILED else { return nil }
+        var stack = stack_t(ss_sp: memory, ss_flags: 0, ss_size: size)
+        var old = stack_t()
+        guard sigaltstack(&stack, &old) == 0 else {
+            munmap(memory, size)
+            return nil
+        }
+        return (memory, old)
+    }
+
+    static func removeAlternateSignalStack(_ installed: (UnsafeMutableRawPointer, stack_t)?) {
+        guard var (memory, old) = installed else { return }
+        // An alternate stack cannot be replaced while a handler runs on it; none does here.
+        if sigaltstack(&old, nil) != 0 {
+            var disable = stack_t(ss_sp: nil, ss_flags: Int32(SS_DISABLE), ss_size: 0)
+            _ = sigaltstack(&disable, nil)
+        }
+        munmap(memory, 256 << 10)
+    }
+
     /// The calling thread's stack: its highest address (exclusive), or 0 if unknown.
     static func stackTop() -> UInt {
         UInt(kiln_stack_top())

@@ -131,7 +131,10 @@ struct Run: ParsableCommand {
         let status: Int32
         let loader: Loader
         do {
-            loader = try Loader(linkLibraries: libraries)
+            // A program that calls a proc service runs its main as the first proc.
+            var options = Loader.Options.fromEnvironment
+            options.procs = modules.contains { $0.callsProcServices }
+            loader = try Loader(linkLibraries: libraries, options: options)
             // Registered before the program can register exit handlers of its own, so the
             // figures come last, whether main returns or the program calls exit().
             if stats {

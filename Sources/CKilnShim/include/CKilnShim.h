@@ -168,6 +168,46 @@ void *kiln_tls_address(int32_t offset);
 /// `kiln_tls_address` as a plain pointer, for a slot.
 const void *kiln_tls_address_entry(void);
 
+
+// MARK: Procs
+//
+// Every function of generated code starts with `lea r10, [rsp - frame];
+// cmp r10, [kiln_stack_limit]; jb grow`: a thread whose stack is not a
+// proc's runs above every proc segment (the segments are reserved low in the
+// address space), so the check passes there; on a proc the limit is the
+// bottom of the running segment plus a reserve, and the grow path links a
+// new segment. `kiln_procs` is what the proc routines (Procs/ProcRoutines.swift)
+// read and write: the scheduler's stack, where C code runs while a proc is
+// on a segment, the running proc, and save areas used while a routine is
+// on its way between stacks.
+
+/// The lowest stack pointer a function may reach; 0 when no proc runs.
+extern uintptr_t kiln_stack_limit;
+
+struct kiln_proc_globals {
+    uintptr_t scheduler_rsp;   // the scheduler's saved stack pointer while a proc runs
+    uintptr_t native_rsp;      // the top of the stack C calls from a proc run on
+    uintptr_t current;         // the running proc's saved-rsp word, 0 in the scheduler
+    uintptr_t region_low;      // the reserved range of proc segments
+    uintptr_t region_high;
+    uintptr_t saved_rsp;       // a routine's stack pointer on the segment it left
+    uintptr_t gprs[8];         // argument registers or results kept across a runtime call
+    uint8_t xmms[8][16] __attribute__((aligned(16)));
+};
+extern struct kiln_proc_globals kiln_procs;
+
+/// The two globals above, for Swift (which does not touch C globals directly).
+struct kiln_proc_globals *kiln_procs_address(void);
+uintptr_t *kiln_stack_limit_address(void);
+
+
+/// What a proc service's entry returns to its trampoline: the service's result,
+/// and whether to park the proc and call the entry again once it runs.
+struct kiln_service_result {
+    uint64_t value;
+    uint64_t park;
+};
+
 // Crash reports (crash.c).
 //
 // A fault in a program's own code prints one short report (the signal, the

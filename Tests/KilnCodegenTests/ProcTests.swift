@@ -1,0 +1,133 @@
+// Procs run by the real `kiln`: the example programs (a ring of 10,000 procs,
+// recursion across many stack segments with stack and variadic arguments, C
+// calls and callbacks from procs), in every stress mode of the code heap, and
+// the ways a program can misuse them.
+
+import Foundation
+import Testing
+
+private func example(_ name: String) -> String {
+    packageRoot.appendingPathComponent("examples/procs/\(name).ssa").path
+}
+
+/// Writes `text` as an IL file in a fresh directory; returns its path.
+private func writeProgram(_ text: String) throws -> String {
+    let directory = try scratchDirectory()
+    let path = directory + "/program.ssa"
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+@Suite struct ProcTests {
+    static let stressModes = ["", "compact", "compact:5"]
+
+    @Test func aRingOfTenThousandProcs() throws {
+        let result = try runKiln(["run", example("ring")])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output == "ring of 10000 procs, 1000000 hops: last proc 10001\n")
+    }
+
+    /// In the stress modes every call between crates and into C compacts the code heap,
+    /// walking every parked proc's stack: a smaller ring.
+    @Test(arguments: ["compact", "compact:5"]) func aRingWhileCodeMoves(stress: String) throws {
+        let result = try runKiln(["run", example("ring"), "--", "300", "20"], environment: ["KILN_STRESS": stress])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output == "ring of 300 procs, 6000 hops: last proc 301\n")
+    }
+
+    /// Recursion 100,000 deep grows a proc's stack over many segments (each function has
+    /// arguments on the stack, which move with its frame to a new segment) and back.
+    @Test(arguments: stressModes) func recursionAcrossSegments(stress: String) throws {
+        let result = try runKiln(["run", example("deep-recursion")], environment: ["KILN_STRESS": stress])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output == """
+            proc 2: sum(100000) = 5000750008, vsum = 45
+            proc 3: sum(10) = 133, vsum = 45
+            proc 1: sum(1000) = 507508, vsum = 0
+
+            """)
+    }
+
+    /// printf with arguments on the stack and qsort calling back into Kiln code run on the
+    /// C stack; the callback may ask who it is and yield (which does nothing there).
+    @Test(arguments: stressModes) func procsCallC(stress: String) throws {
+        let result = try runKiln(["run", example("c-calls")], environment: ["KILN_STRESS": stress])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output == "proc 2 sorted: 1 3 7 19 23 42 56 88 (callbacks in proc 2)\n")
+    }
+
+    /// Messages are managed objects: lists passed around a ring, one new cell per hop, while
+    /// the collector moves them in mailboxes and in the frames of parked procs (every
+    /// allocation collects, and verifies the heap, in the stress modes).
+    @Test(arguments: ["", "collect", "collect:3", "collect:7,compact"]) func messagesAreManagedValues(stress: String) throws {
+        let arguments = stress.isEmpty ? [] : ["--", "20", "5"]
+        let result = try runKiln(["run", example("messages")] + arguments, environment: ["KILN_STRESS": stress])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output == (stress.isEmpty ? "50 procs, 20 rounds: a list of 1000 cells, 0 wrong\n"
+                                                 : "20 procs, 5 rounds: a list of 100 cells, 0 wrong\n"))
+    }
+
+    /// A proc whose recursion never ends is ended at its stack limit; the others go on.
+    @Test func aRunawayProcEndsAlone() throws {
+        let path = try writeProgram("""
+            function l $down(l %n) {
+            @start
+            	%m =l add %n, 1
+            	%r =l call $down(l %m)
+            	ret %r
+            }
+            function $runaway(r %x) {
+            @start
+            	%r =l call $down(l 0)
+            	ret
+            }
+            export function w $main() {
+            @start
+            	%p =l call $kiln.spawn(l $runaway, r 0)
+            	call $kiln.yield()
+            	%s =w call $kiln.send(l %p, r 0)
+            	call $printf(l $fmt, w %s)
+            	ret 3
+            }
+            data $fmt = { b "main goes on; send to the ended proc: %d\\n", b 0 }
+            """)
+        let result = try runKiln(["run", path])
+        #expect(result.status == 3, "\(result.error)")
+        #expect(result.output == "main goes on; send to the ended proc: 1\n")
+        #expect(result.error.contains("kiln: proc 2 in $down ended: its stack would grow past"), "\(result.error)")
+    }
+
+    /// Waiting for a message nobody can send is an error naming the wait, not a hang.
+    @Test func everyProcWaiting() throws {
+        let path = try writeProgram("""
+            export function w $main() {
+            @start
+            	%m =r call $kiln.receive()
+            	ret 0
+            }
+            """)
+        let result = try runKiln(["run", path])
+        #expect(result.status == 70)
+        #expect(result.error.contains("every proc waits in $kiln.receive"), "\(result.error)")
+    }
+
+    /// `receive` would have to wait inside a C callback: refused, naming the caller.
+    @Test func waitingInsideACallIntoC() throws {
+        let path = try writeProgram("""
+            data $numbers = { l 2, l 1 }
+            function w $compare(l %a, l %b) {
+            @start
+            	%m =r call $kiln.receive()
+            	ret 0
+            }
+            export function w $main() {
+            @start
+            	call $qsort(l $numbers, l 2, l 8, l $compare)
+            	ret 0
+            }
+            """)
+        let result = try runKiln(["run", path])
+        #expect(result.status == 70)
+        #expect(result.error.contains("$kiln.receive from $compare would wait inside a call into C"), "\(result.error)")
+    }
+}
