@@ -57,7 +57,9 @@ func programPath(_ name: String) -> String {
             // preempted in C, away from Kiln code: then they are quiet and the stubs gated.)
             #expect(figure("(all time: ") > 0, "\(result.error)")
         case "quiet":
-            #expect(figure("compactions put off: ") == 0, "\(result.error)")
+            // Compaction goes on. (A quiet thread is sometimes caught just woken, before it
+            // is back in the kernel: on a busy machine that puts off a compaction or two.)
+            #expect(figure("compactions put off: ") * 10 <= figure("compactions: "), "\(result.error)")
             #expect(figure("compactions: ") >= 200, "\(result.error)")
         default:
             #expect(figure("compactions: ") >= 200, "\(result.error)")

@@ -95,7 +95,8 @@ struct ProcRoutines {
         // grow: r10 = the lowest address the function needs, r11 = its stack argument bytes;
         // [rsp] = where the function goes on (after its check), [rsp + 8] = its return address.
         let growOffset = buffer.count
-        let spurious = buffer.makeLabel()
+        let spurious = buffer.makeLabel(), slow = buffer.makeLabel(), slowPopping = buffer.makeLabel()
+        let growReturnLabel = buffer.makeLabel()
         buffer.push(.r11)
         buffer.mov(.b64, .r11, imm: globals)
         buffer.mov(.b64, Memory(base: .r11, displacement: Self.gprs), .rax)
@@ -105,6 +106,67 @@ struct ProcRoutines {
         buffer.mov(.b64, .rax, imm: high)
         buffer.alu(.cmp, .b64, .rsp, .rax)
         buffer.jcc(.ae, to: spurious)
+        // The fast path, without Swift: no stack arguments, and the proc's spare segment is
+        // larger than the one it runs on and holds the frame. (The call and return at a
+        // segment boundary in a loop, the hot split, take this path every time.)
+        let block = Int32(8)  // offsets of Proc's control words: segment, spare
+        buffer.alu(.cmp, .b64, Memory(base: .rsp), imm: 0)
+        buffer.jcc(.ne, to: slow)
+        buffer.mov(.b64, .rax, Memory(base: .r11, displacement: Self.current))
+        buffer.mov(.b64, .r11, Memory(base: .rax, displacement: 2 * block))
+        buffer.test(.b64, .r11, .r11)
+        buffer.jcc(.e, to: slow)
+        buffer.push(.rcx)
+        buffer.push(.rdx)
+        buffer.push(.r10)
+        // [rsp] r10 (the lowest address the function needs), [rsp + 8] rdx, [rsp + 16] rcx,
+        // [rsp + 24] argument bytes, [rsp + 32] where the function goes on, [rsp + 40] its
+        // return address: the function entered with rsp = rsp + 40.
+        buffer.mov(.b64, .rcx, Memory(base: .rax, displacement: block))
+        buffer.mov(.b64, .rdx, Memory(base: .rcx, displacement: Int32(Segment.orderOffset)))
+        buffer.alu(.cmp, .b64, Memory(base: .r11, displacement: Int32(Segment.orderOffset)), .rdx)
+        buffer.jcc(.be, to: slowPopping)
+        buffer.lea(.b64, .rdx, Memory(base: .rsp, displacement: 40))
+        buffer.alu(.sub, .b64, .rdx, .r10)
+        buffer.alu(.add, .b64, .rdx, imm: 8 + 64)
+        buffer.mov(.b64, .rcx, Memory(base: .r11, displacement: Int32(Segment.orderOffset)))
+        buffer.mov(.b32, .r10, imm: 1)
+        buffer.shiftByCL(.shl, .b64, .r10)
+        buffer.alu(.sub, .b64, .r10, imm: Int32(ProcStacks.headerSize + ProcStacks.reserve))
+        buffer.alu(.cmp, .b64, .rdx, .r10)
+        buffer.jcc(.a, to: slowPopping)
+        // Link the spare in front: its header, the proc's words, the limit.
+        buffer.mov(.b64, .rcx, Memory(base: .rax, displacement: block))
+        buffer.mov(.b64, Memory(base: .r11, displacement: Int32(Segment.previousOffset)), .rcx)
+        buffer.lea(.b64, .rdx, Memory(base: .rsp, displacement: 40))
+        buffer.mov(.b64, Memory(base: .r11, displacement: Int32(Segment.returnRspOffset)), .rdx)
+        buffer.mov(.b64, Memory(base: .rax, displacement: block), .r11)
+        buffer.mov(.b64, Memory(base: .rax, displacement: 2 * block), imm: 0)
+        buffer.lea(.b64, .rcx, Memory(base: .r11, displacement: Int32(ProcStacks.headerSize + ProcStacks.reserve)))
+        buffer.mov(.b64, .rdx, imm: Int64(Int(bitPattern: stackLimitWord)))
+        buffer.mov(.b64, Memory(base: .rdx), .rcx)
+        // The new stack pointer: the spare's top.
+        buffer.mov(.b64, .rcx, Memory(base: .r11, displacement: Int32(Segment.orderOffset)))
+        buffer.mov(.b32, .rdx, imm: 1)
+        buffer.shiftByCL(.shl, .b64, .rdx)
+        buffer.alu(.add, .b64, .r11, .rdx)
+        buffer.mov(.b64, .r10, Memory(base: .rsp, displacement: 32))
+        buffer.alu(.add, .b64, .rsp, imm: 8)
+        buffer.pop(.rdx)
+        buffer.pop(.rcx)
+        buffer.mov(.b64, .rax, imm: globals)
+        buffer.mov(.b64, Memory(base: .rax, displacement: Self.gprs + 56), .r10)
+        buffer.mov(.b64, .rax, Memory(base: .rax, displacement: Self.gprs))
+        buffer.mov(.b64, .rsp, .r11)
+        buffer.mov(.b64, .r10, imm: globals)
+        buffer.call(Memory(base: .r10, displacement: Self.gprs + 56))
+        buffer.jmp(to: growReturnLabel)
+        try! buffer.bind(slowPopping)
+        buffer.pop(.r10)
+        buffer.pop(.rdx)
+        buffer.pop(.rcx)
+        try! buffer.bind(slow)
+        buffer.mov(.b64, .r11, imm: globals)
         let argumentRegisters: [GPR] = [.rdi, .rsi, .rdx, .rcx, .r8, .r9]
         for (index, register) in argumentRegisters.enumerated() {
             buffer.mov(.b64, Memory(base: .r11, displacement: Self.gprs + Int32(8 * (index + 1))), register)
@@ -135,7 +197,29 @@ struct ProcRoutines {
         buffer.mov(.b64, .rax, Memory(base: .r11, displacement: Self.gprs))
         buffer.call(.r10)
         let growReturnOffset = buffer.count
-        // The function returned on the new segment: keep its results, give the segment back.
+        try! buffer.bind(growReturnLabel)
+        // The function returned on the new segment. The fast path, when the proc has no
+        // spare: the segment becomes it, and the stack pointer goes back to the caller's
+        // (rax, rdx, xmm0 and xmm1 hold the results: untouched).
+        let shrinkSlow = buffer.makeLabel()
+        buffer.mov(.b64, .r11, imm: globals)
+        buffer.mov(.b64, .r10, Memory(base: .r11, displacement: Self.current))
+        buffer.alu(.cmp, .b64, Memory(base: .r10, displacement: 2 * block), imm: 0)
+        buffer.jcc(.ne, to: shrinkSlow)
+        buffer.mov(.b64, .r11, Memory(base: .r10, displacement: block))
+        buffer.mov(.b64, Memory(base: .r10, displacement: 2 * block), .r11)
+        buffer.mov(.b64, .r11, Memory(base: .r11, displacement: Int32(Segment.previousOffset)))
+        buffer.mov(.b64, Memory(base: .r10, displacement: block), .r11)
+        buffer.lea(.b64, .r11, Memory(base: .r11, displacement: Int32(ProcStacks.headerSize + ProcStacks.reserve)))
+        buffer.mov(.b64, .r10, imm: Int64(Int(bitPattern: stackLimitWord)))
+        buffer.mov(.b64, Memory(base: .r10), .r11)
+        buffer.mov(.b64, .r10, imm: globals)
+        buffer.mov(.b64, .r10, Memory(base: .r10, displacement: Self.current))
+        buffer.mov(.b64, .r10, Memory(base: .r10, displacement: 2 * block))
+        buffer.mov(.b64, .rsp, Memory(base: .r10, displacement: Int32(Segment.returnRspOffset)))
+        buffer.ret()
+        try! buffer.bind(shrinkSlow)
+        // The slow path: keep the results, give the segment back in Swift.
         buffer.mov(.b64, .r11, imm: globals)
         buffer.mov(.b64, Memory(base: .r11, displacement: Self.gprs), .rax)
         buffer.mov(.b64, Memory(base: .r11, displacement: Self.gprs + 8), .rdx)

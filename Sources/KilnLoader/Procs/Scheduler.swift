@@ -40,11 +40,21 @@ final class Proc {
     enum State { case runnable, running, waiting, finished }
 
     let id: Int
-    /// The saved stack pointer while the proc does not run: the word `swap` writes.
+    /// The proc's control words, read and written by the routines too (`ProcRoutines.grow`
+    /// takes the spare and gives it back without calling Swift): the saved stack pointer
+    /// while the proc does not run (the word `swap` writes), the base of the segment it
+    /// runs on, and the base of a segment it left lately (0: none), kept against hot splits.
     let savedRsp: UnsafeMutablePointer<UInt>
-    /// The segment the proc runs on, and one it gave back lately (kept against hot splits).
-    var segment: Segment
-    var spare: Segment?
+    static let segmentWord = 1, spareWord = 2, controlWords = 3
+
+    var segment: Segment {
+        get { Segment(base: savedRsp[Self.segmentWord]) }
+        set { savedRsp[Self.segmentWord] = newValue.base }
+    }
+    var spare: Segment? {
+        get { savedRsp[Self.spareWord] == 0 ? nil : Segment(base: savedRsp[Self.spareWord]) }
+        set { savedRsp[Self.spareWord] = newValue?.base ?? 0 }
+    }
     var state = State.runnable
     /// Set by a `yield` that parked, so its second call returns.
     var yielded = false
@@ -62,10 +72,10 @@ final class Proc {
     init(id: Int, entry: UInt, segment: Segment) {
         self.id = id
         self.entry = entry
-        self.segment = segment
         self.stackBytes = Int(segment.size)
-        savedRsp = .allocate(capacity: 1)
-        savedRsp.initialize(to: 0)
+        savedRsp = .allocate(capacity: Self.controlWords)
+        savedRsp.initialize(repeating: 0, count: Self.controlWords)
+        savedRsp[Self.segmentWord] = segment.base
     }
 
     deinit { savedRsp.deallocate() }
