@@ -132,6 +132,7 @@ extension Selector {
             // One allocation per block in most cases (calls and copies may add more).
             code = []
             code.reserveCapacity(Int(block.instructionCount) + 2)
+            currentBlockRange = block.instructionRange
             location = block.location
             if index == 0 { try selectParameters() }
             var position = block.instructionRange.lowerBound

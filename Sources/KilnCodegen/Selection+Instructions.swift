@@ -133,12 +133,21 @@ extension Selector {
                 emit(.lea, width, .reg(to), .mem(MMem(base: .reg(register(instruction.arg0.index)), index: rightRegister)))
                 return
             }
+            if op != .sub, diesHere(instruction.arg1), !diesHere(instruction.arg0) {
+                // Commutative: the operand that dies here goes first (see selectFloatArithmetic).
+                emit(.mov, width, .reg(to), right)
+                emit(.alu(alu), width, .reg(to), try integerOperand(instruction.arg0, width))
+                return
+            }
             emit(.mov, width, .reg(to), try integerOperand(instruction.arg0, width))
             emit(.alu(alu), width, .reg(to), right)
         case .mul:
             let right = try integerOperand(instruction.arg1, width)
             if case .imm = right {
                 emit(.imul3, width, .reg(to), .reg(try integerRegister(instruction.arg0, width)), right)
+            } else if diesHere(instruction.arg1), !diesHere(instruction.arg0) {
+                emit(.mov, width, .reg(to), right)
+                emit(.imul, width, .reg(to), try integerOperand(instruction.arg0, width))
             } else {
                 emit(.mov, width, .reg(to), try integerOperand(instruction.arg0, width))
                 emit(.imul, width, .reg(to), right)
@@ -189,8 +198,20 @@ extension Selector {
         case .mul: .mul
         default: .div
         }
-        emit(.fmov, width, .reg(to), try floatOperand(instruction.arg0, cls))
-        emit(.fop(scalar), width, .reg(to), try floatOperand(instruction.arg1, cls))
+        // The result overwrites its first operand, so for `add` and `mul` the operand that dies
+        // here goes first: its register can then become the result's, with no copy.
+        var (first, second) = (instruction.arg0, instruction.arg1)
+        if scalar == .add || scalar == .mul, diesHere(second), !diesHere(first) { swap(&first, &second) }
+        emit(.fmov, width, .reg(to), try floatOperand(first, cls))
+        emit(.fop(scalar), width, .reg(to), try floatOperand(second, cls))
+    }
+
+    /// Whether a temporary certainly dies at its one use in the block being selected: it is
+    /// defined in that block (so before the use: SSA), and read once.
+    func diesHere(_ value: Value) -> Bool {
+        guard value.isTemp, uses[Int(value.index)] == 1 else { return false }
+        let defining = Int(definition[Int(value.index)])
+        return currentBlockRange.contains(defining)
     }
 
     mutating func selectExtension(_ instruction: Instruction, _ to: Reg) throws {

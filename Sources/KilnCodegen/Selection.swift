@@ -44,6 +44,8 @@ struct Selector {
     /// Temporaries that name a static stack object.
     var frameObjectOfTemp: TempMap
     var location = SourceLocation.none
+    /// The instructions of the IL block being selected.
+    var currentBlockRange = 0..<0
     /// The hidden return pointer of a function returning a MEMORY aggregate.
     var returnPointer: Reg = -1
     /// Classification of the incoming arguments, for `vastart`.

@@ -22,6 +22,8 @@ public enum Pass: String, CaseIterable, Sendable {
     case dce
     /// Reuse pure computations that dominate their repeats (ValueNumbering.swift).
     case gvn
+    /// Move pure computations that do not change in a loop out of it (Hoist.swift).
+    case hoist
     /// Reuse values just stored or loaded at the same place (LoadForwarding.swift).
     case loads
 }
@@ -45,6 +47,7 @@ public func runPipeline(_ module: inout Module, until last: Pass? = nil,
             case .thread: threadJumps(&module.functions[index])
             case .dce: removeDeadCode(&module.functions[index])
             case .gvn: numberValues(&module.functions[index], flow: &flows[index])
+            case .hoist: hoistLoopInvariants(&module.functions[index], flow: &flows[index])
             case .loads:
                 forwardLoads(&module.functions[index], flow: &flows[index])
                 flows[index] = nil
