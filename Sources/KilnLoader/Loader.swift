@@ -115,6 +115,8 @@ public final class Loader {
     /// For tests: the step of preparing the next reload that fails (see `checkpoint`).
     var reloadFaultStep: Int?
     var routines: RuntimeRoutines!
+    /// Tools told where code is (CodeEvents.swift).
+    let codeEvents = CodeEvents()
     /// The C unwinder's rule for this loader's code (CKilnShim's crash.c).
     private var unwindRule: UnsafeMutableRawPointer?
     let lock = RuntimeLock()
@@ -166,6 +168,7 @@ public final class Loader {
         // Generated code keeps a frame pointer: the C unwinder (crash reports, a C++
         // exception passing through) leaves its frames by rbp.
         unwindRule = kiln_unwind_register(heap.codeBase, heap.codeBase + UInt(heap.region.halfSize))
+        if GdbJit.isWanted { codeEvents.listeners.append(GdbJit(heap: heap)) }
         roots.resolverReturn = routines.resolverReturn
         try link(library: "libm.so.6")
         for library in linkLibraries { try link(library: library) }
@@ -246,6 +249,7 @@ public final class Loader {
     public func load(_ modules: [CompiledModule]) throws(LoadError) -> [Crate] {
         lock.lock()
         defer { lock.unlock() }
+        defer { publishCodeChanges() }
         try checkBatch(modules)
         var placed: [CrateState] = []
         var padding: [(UInt, Int, Bool)] = []

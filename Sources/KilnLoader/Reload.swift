@@ -80,6 +80,7 @@ extension Loader {
     func reload(_ crate: CrateState, with module: CompiledModule) throws(LoadError) -> ReloadReport {
         lock.lock()
         defer { lock.unlock() }
+        defer { publishCodeChanges() }
         var marker = 0
         let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
         return try reload(crate, module, framePointer: nil, low: low)

@@ -199,4 +199,19 @@ void kiln_unwind_deregister(void *handle, uintptr_t low);
 /// gets an alternate signal stack when crash reports are installed.
 const void *kiln_pthread_create_entry(void);
 
+// GDB's JIT interface (gdb_jit.c): in-memory object files a debugger loads.
+
+/// Adds the object file of `size` bytes at `object` (which must stay until it is
+/// unregistered) to the list GDB reads, and tells GDB. Returns the entry's handle.
+void *kiln_gdb_register(const void *object, uint64_t size);
+
+/// Takes an entry off the list, tells GDB, and frees the entry (not the object).
+void kiln_gdb_unregister(void *handle);
+
+/// How many objects are on GDB's list.
+int kiln_gdb_object_count(void);
+
+/// Whether a debugger (any tracer) is attached to the process now.
+int kiln_is_traced(void);
+
 #endif
