@@ -61,6 +61,7 @@ extension Loader {
             return true
         }
         statistics.blocksCollected += freed
+        publishCodeChanges()
         return freed
     }
 
@@ -156,6 +157,7 @@ extension Loader {
     func unload(_ crate: CrateState) throws(LoadError) {
         lock.lock()
         defer { lock.unlock() }
+        defer { publishCodeChanges() }
         guard let current = crate.current, registry.byName[crate.name] === crate else { throw .notLoaded(crate.name) }
         var holders: [String: [String]] = [:]
         for user in registry.userStates(of: crate) where user !== crate {

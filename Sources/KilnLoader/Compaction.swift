@@ -83,6 +83,7 @@ extension Loader {
         statistics.compactionsDeferred += report.skippedForThreads ? 1 : 0
         statistics.blocksMoved += report.blocksMoved
         statistics.returnAddressesPatched += report.returnAddressesPatched
+        publishCodeChanges()
         return report
     }
 

@@ -127,6 +127,8 @@ public final class Loader {
     var routines: RuntimeRoutines!
     /// The procs, their segments and scheduler, with `Options.procs`.
     var procSystem: ProcSystem?
+    /// Tools told where code is (CodeEvents.swift).
+    let codeEvents = CodeEvents()
     /// The C unwinder's rule for this loader's code (CKilnShim's crash.c).
     private var unwindRule: UnsafeMutableRawPointer?
     let lock = RuntimeLock()
@@ -178,6 +180,7 @@ public final class Loader {
         // Generated code keeps a frame pointer: the C unwinder (crash reports, a C++
         // exception passing through) leaves its frames by rbp.
         unwindRule = kiln_unwind_register(heap.codeBase, heap.codeBase + UInt(heap.region.halfSize))
+        if GdbJit.isWanted { codeEvents.listeners.append(GdbJit(heap: heap)) }
         roots.resolverReturn = routines.resolverReturn
         roots.resolverReturnOffSegment = routines.resolverReturnOffSegment
         if options.procs { procSystem = try ProcSystem(loader: self, limits: options.procLimits) }
@@ -262,6 +265,7 @@ public final class Loader {
     public func load(_ modules: [CompiledModule]) throws(LoadError) -> [Crate] {
         lock.lock()
         defer { lock.unlock() }
+        defer { publishCodeChanges() }
         try checkBatch(modules)
         var placed: [CrateState] = []
         var padding: [(UInt, Int, Bool)] = []

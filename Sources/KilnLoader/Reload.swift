@@ -81,6 +81,7 @@ extension Loader {
         let report = try { () throws(LoadError) -> ReloadReport in
             lock.lock()
             defer { lock.unlock() }
+            defer { publishCodeChanges() }
             var marker = 0
             let low = withUnsafeMutablePointer(to: &marker) { UInt(bitPattern: $0) }
             return try reload(crate, module, framePointer: nil, low: low)

@@ -245,6 +245,13 @@ extension System {
         munmap(memory, 256 << 10)
     }
 
+    /// The current directory, or "" if unknown.
+    static var currentDirectory: String {
+        guard let path = getcwd(nil, 0) else { return "" }
+        defer { free(path) }
+        return String(cString: path)
+    }
+
     /// The calling thread's stack: its highest address (exclusive), or 0 if unknown.
     static func stackTop() -> UInt {
         UInt(kiln_stack_top())

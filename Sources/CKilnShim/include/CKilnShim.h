@@ -277,4 +277,19 @@ void *kiln_heap_collect_entry(void);
 uintptr_t kiln_heap_thread_stack_top(void);
 void kiln_heap_set_thread_stack_top(uintptr_t top);
 
+// GDB's JIT interface (gdb_jit.c): in-memory object files a debugger loads.
+
+/// Adds the object file of `size` bytes at `object` (which must stay until it is
+/// unregistered) to the list GDB reads, and tells GDB. Returns the entry's handle.
+void *kiln_gdb_register(const void *object, uint64_t size);
+
+/// Takes an entry off the list, tells GDB, and frees the entry (not the object).
+void kiln_gdb_unregister(void *handle);
+
+/// How many objects are on GDB's list.
+int kiln_gdb_object_count(void);
+
+/// Whether a debugger (any tracer) is attached to the process now.
+int kiln_is_traced(void);
+
 #endif
