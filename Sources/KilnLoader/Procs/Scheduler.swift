@@ -109,40 +109,74 @@ struct ProcTable {
     }
 }
 
-/// A first-in first-out queue of words.
+/// A first-in first-out queue of words, in a circular buffer whose capacity is a power of
+/// two (no shifting, no allocation once it has grown to its largest).
 struct Mailbox {
-    private var items: [UInt64] = []
+    private var storage: [UInt64] = []
     private var head = 0
+    private(set) var count = 0
 
-    var isEmpty: Bool { head == items.count }
-    var count: Int { items.count - head }
+    var isEmpty: Bool { count == 0 }
 
-    mutating func append(_ value: UInt64) { items.append(value) }
-
-    mutating func removeFirst() -> UInt64 {
-        let value = items[head]
-        head += 1
-        if head == items.count {
-            items.removeAll(keepingCapacity: true)
-            head = 0
-        } else if head >= 64 && head * 2 >= items.count {
-            items.removeFirst(head)
+    mutating func append(_ value: UInt64) {
+        if count == storage.count {
+            var larger = [UInt64](repeating: 0, count: max(4, storage.count * 2))
+            for index in 0..<count { larger[index] = storage[(head + index) & (storage.count - 1)] }
+            storage = larger
             head = 0
         }
-        return value
+        storage[(head + count) & (storage.count - 1)] = value
+        count += 1
     }
 
-    /// Every queued word, oldest first.
-    var contents: ArraySlice<UInt64> { items[head...] }
+    mutating func removeFirst() -> UInt64 {
+        let value = storage[head]
+        head = (head + 1) & (storage.count - 1)
+        count -= 1
+        return value
+    }
 
     /// Calls `body` with the address of every queued word (the collector updates them).
     /// Allocates nothing: the storage is the mailbox's own.
     mutating func forEachWord(_ body: (UnsafeMutablePointer<UInt64>) -> Void) {
-        let head = self.head
-        items.withUnsafeMutableBufferPointer { buffer in
-            for index in head..<buffer.count { body(buffer.baseAddress! + index) }
+        let head = self.head, count = self.count
+        storage.withUnsafeMutableBufferPointer { buffer in
+            for offset in 0..<count { body(buffer.baseAddress! + ((head + offset) & (buffer.count - 1))) }
         }
     }
+}
+
+/// A first-in first-out queue in a circular buffer whose capacity is a power of two: no
+/// shifting, and no allocation once it has grown to its largest.
+struct Ring<Element> {
+    private var storage: [Element?] = []
+    private var head = 0
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+
+    mutating func append(_ element: Element) {
+        if count == storage.count { grow() }
+        storage[(head + count) & (storage.count - 1)] = element
+        count += 1
+    }
+
+    mutating func popFirst() -> Element? {
+        guard count > 0 else { return nil }
+        let element = storage[head]
+        storage[head] = nil
+        head = (head + 1) & (storage.count - 1)
+        count -= 1
+        return element
+    }
+
+    private mutating func grow() {
+        var larger = [Element?](repeating: nil, count: max(4, storage.count * 2))
+        for index in 0..<count { larger[index] = storage[(head + index) & (storage.count - 1)] }
+        storage = larger
+        head = 0
+    }
+
 }
 
 /// Limits on procs; a proc beyond its stack limit is ended, a spawn beyond the count refused.
@@ -169,8 +203,7 @@ final class ProcSystem {
     private var nativeThunks: [UInt: UInt] = [:]
 
     private var procs = ProcTable()
-    private var runQueue: [Proc] = []
-    private var runHead = 0
+    private var runQueue = Ring<Proc>()
     private(set) var running: Proc?
     private var nextID = 1
     private var thread: pthread_t?
@@ -308,23 +341,12 @@ final class ProcSystem {
         // Procs still alive when main returns end with the program.
         for proc in procs.values { releaseSegments(of: proc) }
         procs = ProcTable()
-        runQueue.removeAll()
-        runHead = 0
+        runQueue = Ring<Proc>()
         return Int32(truncatingIfNeeded: main.result)
     }
 
     private func nextRunnable() -> Proc? {
-        guard runHead < runQueue.count else { return nil }
-        let proc = runQueue[runHead]
-        runHead += 1
-        if runHead == runQueue.count {
-            runQueue.removeAll(keepingCapacity: true)
-            runHead = 0
-        } else if runHead >= 1024 && runHead * 2 >= runQueue.count {
-            runQueue.removeFirst(runHead)
-            runHead = 0
-        }
-        return proc
+        runQueue.popFirst()
     }
 
     private func enqueue(_ proc: Proc) { runQueue.append(proc) }
