@@ -67,6 +67,21 @@ private func writeProgram(_ text: String) throws -> String {
                                                  : "20 procs, 5 rounds: a list of 100 cells, 0 wrong\n"))
     }
 
+    /// Links tell a proc when another ends and how; `receive_within` gives up after its time.
+    @Test(arguments: ["", "compact"]) func linksAndTimeLimits(stress: String) throws {
+        let result = try runKiln(["run", example("links")], environment: ["KILN_STRESS": stress])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output == """
+            proc 2 returned
+            proc 3 was ended by the runtime
+            proc 2 returned
+            nothing came: timed_out = 1
+            got 42: timed_out = 0
+
+            """)
+        #expect(result.error.contains("kiln: proc 3 in $down ended: its stack would grow past"), "\(result.error)")
+    }
+
     /// A proc whose recursion never ends is ended at its stack limit; the others go on.
     @Test func aRunawayProcEndsAlone() throws {
         let path = try writeProgram("""

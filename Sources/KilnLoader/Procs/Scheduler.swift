@@ -62,6 +62,16 @@ final class Proc {
     var hasRun = false
     /// Its place in `ProcTable.values`.
     var tableIndex = 0
+    /// Procs to notify when it ends.
+    var linked: [Int] = []
+    /// When a `receive_within` gives up (monotonic ns), while it waits with a time limit.
+    var deadline: UInt64?
+    /// Whether its last `receive_within` ran out of time.
+    var timedOut = false
+    /// Set when its deadline made it runnable, until its `receive_within` sees it.
+    var wokeByTimer = false
+    /// Whether the runtime ended it (stack limit, a frame too large).
+    var ended = false
     var mailbox = Mailbox()
     /// The function it runs, for messages.
     let entry: UInt
@@ -257,6 +267,11 @@ final class ProcSystem {
         case "send": entry = { a, b, frame, _ in ProcSystem.service("send", frame) { $0.sendService(to: Int(bitPattern: UInt(a)), message: b) } }
         case "receive": entry = { _, _, frame, onSegment in ProcSystem.service("receive", frame) { $0.receiveService(onSegment: onSegment != 0, frame: frame) } }
         case "yield": entry = { _, _, frame, onSegment in ProcSystem.service("yield", frame) { $0.yieldService(onSegment: onSegment != 0) } }
+        case "receive_within": entry = { a, _, frame, onSegment in
+            ProcSystem.service("receive_within", frame) { $0.receiveService(onSegment: onSegment != 0, frame: frame, within: a) }
+        }
+        case "timed_out": entry = { _, _, frame, _ in ProcSystem.service("timed_out", frame) { $0.timedOutService(frame: frame) } }
+        case "link": entry = { a, _, frame, _ in ProcSystem.service("link", frame) { $0.linkService(to: Int(bitPattern: UInt(a)), frame: frame) } }
         default: throw .invalidArgument("$kiln.\(name) is not a proc service")
         }
         let address = try ProcRoutines.makeTrampoline(entry: UInt(bitPattern: unsafeBitCast(entry, to: Int.self)),
@@ -265,7 +280,7 @@ final class ProcSystem {
         return address
     }
 
-    static let serviceNames: Set<String> = ["spawn", "self", "send", "receive", "yield"]
+    static let serviceNames: Set<String> = ["spawn", "self", "send", "receive", "yield", "receive_within", "timed_out", "link"]
 
     typealias ServiceEntry = @convention(c) (UInt64, UInt64, UInt, UInt64) -> kiln_service_result
 
@@ -317,6 +332,7 @@ final class ProcSystem {
             throw .invalidArgument("no room for the first proc's stack")
         }
         while main.state != .finished {
+            if !timers.isEmpty { wakeTimedOut(waiting: runQueue.isEmpty) }
             guard let proc = nextRunnable() else {
                 loader.fail("every proc waits in $kiln.receive and none can send: proc \(main.id) (main) waits forever")
             }
@@ -331,7 +347,9 @@ final class ProcSystem {
             procGlobals.pointee.current = 0
             running = nil
             switch proc.state {
-            case .finished: retire(proc)
+            case .finished:
+                notifyLinks(of: proc)
+                retire(proc)
             case .running:
                 proc.state = .runnable
                 enqueue(proc)
@@ -350,6 +368,48 @@ final class ProcSystem {
     }
 
     private func enqueue(_ proc: Proc) { runQueue.append(proc) }
+
+    // MARK: Time limits and links
+
+    /// Procs waiting in `receive_within`, with their deadlines (a few: a plain list).
+    private var timers: [(deadline: UInt64, proc: Proc)] = []
+
+    /// Makes runnable every proc whose time ran out; when nothing else can run (`waiting`),
+    /// first sleeps until the earliest deadline.
+    private func wakeTimedOut(waiting: Bool) {
+        var now = UInt64(System.monotonicNanoseconds())
+        if waiting, let earliest = timers.map(\.deadline).min(), earliest > now {
+            System.sleep(microseconds: Int((earliest - now + 999) / 1000))
+            now = UInt64(System.monotonicNanoseconds())
+        }
+        timers.removeAll { entry in
+            let proc = entry.proc
+            // A message ended the wait already, or the proc is gone.
+            guard proc.state == .waiting, proc.deadline == entry.deadline else { return true }
+            guard entry.deadline <= now else { return false }
+            proc.deadline = nil
+            proc.wokeByTimer = true
+            proc.state = .runnable
+            enqueue(proc)
+            return true
+        }
+    }
+
+    /// Sends each proc linked to `proc` its notice (see `$kiln.link`).
+    private func notifyLinks(of proc: Proc) {
+        let notice = Self.notice(of: proc)
+        for id in proc.linked {
+            _ = sendService(to: id, message: notice)
+        }
+        proc.linked.removeAll()
+    }
+
+    /// The message a linked proc gets when `proc` ends: the tagged integer -id, or
+    /// -id - 2^32 when the runtime ended it.
+    static func notice(of proc: Proc) -> UInt64 {
+        let value = -Int64(proc.id) - (proc.ended ? Int64(1) << 32 : 0)
+        return UInt64(bitPattern: value << 1)
+    }
 
     /// A new proc whose first swap enters `ProcRoutines.start` with its function and arguments.
     private func makeProc(entry: UInt, arguments: (UInt, UInt, UInt)) -> Proc? {
@@ -469,6 +529,7 @@ final class ProcSystem {
         let function = loader.heap.owner(of: returnAddress &- 1).map { " in $\($0.name)" } ?? ""
         System.writeStandardError("kiln: proc \(proc.id)\(function) ended: \(what)\n")
         proc.result = 0
+        proc.ended = true
         proc.state = .finished
     }
 
@@ -501,16 +562,64 @@ final class ProcSystem {
         return kiln_service_result(value: 0, park: 0)
     }
 
-    func receiveService(onSegment: Bool, frame: UInt) -> kiln_service_result {
+    /// `receive`, or with `within` nanoseconds `receive_within` (called again after each
+    /// park: the first call sets the deadline, a later one finds a message or the time out).
+    func receiveService(onSegment: Bool, frame: UInt, within: UInt64? = nil) -> kiln_service_result {
+        let name = within == nil ? "receive" : "receive_within"
         guard let proc = running else {
-            loader.fail("$kiln.receive\(loader.callerName(frame: frame)): no proc is running")
+            loader.fail("$kiln.\(name)\(loader.callerName(frame: frame)): no proc is running")
         }
-        if !proc.mailbox.isEmpty { return kiln_service_result(value: proc.mailbox.removeFirst(), park: 0) }
+        if !proc.mailbox.isEmpty {
+            proc.deadline = nil
+            proc.wokeByTimer = false
+            proc.timedOut = false
+            return kiln_service_result(value: proc.mailbox.removeFirst(), park: 0)
+        }
+        if proc.wokeByTimer {
+            // Woken by its deadline: the time ran out (timed_out says so until the next wait).
+            proc.wokeByTimer = false
+            proc.timedOut = true
+            return kiln_service_result(value: 0, park: 0)
+        }
+        if let within, within == 0 || Int64(bitPattern: within) < 0 {
+            proc.timedOut = true
+            return kiln_service_result(value: 0, park: 0)
+        }
         guard onSegment else {
-            loader.fail("$kiln.receive\(loader.callerName(frame: frame)) would wait inside a call into C (proc \(proc.id)); a proc can only wait in its own code")
+            loader.fail("$kiln.\(name)\(loader.callerName(frame: frame)) would wait inside a call into C (proc \(proc.id)); a proc can only wait in its own code")
         }
+        if let within, proc.deadline == nil {
+            let deadline = UInt64(System.monotonicNanoseconds()) &+ within
+            proc.deadline = deadline
+            timers.append((deadline, proc))
+        }
+        proc.timedOut = false
         proc.state = .waiting
         return kiln_service_result(value: 0, park: 1)
+    }
+
+    func timedOutService(frame: UInt) -> kiln_service_result {
+        guard let proc = running else {
+            loader.fail("$kiln.timed_out\(loader.callerName(frame: frame)): no proc is running")
+        }
+        return kiln_service_result(value: proc.timedOut ? 1 : 0, park: 0)
+    }
+
+    func linkService(to id: Int, frame: UInt) -> kiln_service_result {
+        guard let proc = running else {
+            loader.fail("$kiln.link\(loader.callerName(frame: frame)): no proc is running")
+        }
+        guard id >= 1, id < nextID else {
+            loader.fail("$kiln.link\(loader.callerName(frame: frame)) in proc \(proc.id): no proc \(id) was ever spawned")
+        }
+        guard let target = procs.proc(id), target.state != .finished else {
+            // Ended already: its notice comes at once. (How it ended is forgotten by then:
+            // the notice says it returned.)
+            proc.mailbox.append(UInt64(bitPattern: (-Int64(id)) << 1))
+            return kiln_service_result(value: 1, park: 0)
+        }
+        target.linked.append(proc.id)
+        return kiln_service_result(value: 0, park: 0)
     }
 
     func yieldService(onSegment: Bool) -> kiln_service_result {
