@@ -77,22 +77,7 @@ private func threadProcessorTime() -> Double {
 
 /// Benchmarks/callbacks: `--dir`, else found from the working directory or upwards from this executable.
 private func callbacksDirectory(_ given: String?) throws -> String {
-    if let given {
-        guard isDirectory(given) else { throw UsageError(description: "\(given) is not a directory") }
-        return given
-    }
-    var candidates = ["Benchmarks/callbacks"]
-    if let executable = executablePath() {
-        var directory = directoryName(executable)
-        for _ in 0..<6 {
-            candidates.append(directory + "/Benchmarks/callbacks")
-            directory = directoryName(directory)
-        }
-    }
-    for candidate in candidates where access(candidate + "/sort_with.c", R_OK) == 0 {
-        return candidate
-    }
-    throw UsageError(description: "cannot find Benchmarks/callbacks; run from the package directory or pass --dir")
+    try benchmarkDirectory("callbacks", marker: "sort_with.c", given: given)
 }
 
 /// Builds the C side into `scratch` and opens it; the handle stays open for the life of the process.

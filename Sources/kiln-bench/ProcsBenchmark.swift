@@ -74,9 +74,9 @@ private func firstFigure(_ line: String) -> Double {
     return Double(digits) ?? .infinity
 }
 
-/// A folder of Benchmarks: `given`, else found from the working directory or upwards from
-/// this executable, by a file it holds.
-func benchmarkDirectory(_ name: String, marker: String, given: String?) throws -> String {
+/// A folder of Benchmarks: `given`, else the first of `Benchmarks/NAME` in the working
+/// directory or upwards from this executable for which `holds` is true.
+func benchmarkDirectory(_ name: String, given: String?, holds: (String) -> Bool) throws -> String {
     if let given {
         guard isDirectory(given) else { throw UsageError(description: "\(given) is not a directory") }
         return given
@@ -89,8 +89,13 @@ func benchmarkDirectory(_ name: String, marker: String, given: String?) throws -
             directory = directoryName(directory)
         }
     }
-    for candidate in candidates where access(candidate + "/" + marker, R_OK) == 0 { return candidate }
+    for candidate in candidates where holds(candidate) { return candidate }
     throw UsageError(description: "cannot find Benchmarks/\(name); run from the package directory or pass --dir")
+}
+
+/// The same, for a folder that holds the file `marker`.
+func benchmarkDirectory(_ name: String, marker: String, given: String?) throws -> String {
+    try benchmarkDirectory(name, given: given) { access($0 + "/" + marker, R_OK) == 0 }
 }
 
 extension String {

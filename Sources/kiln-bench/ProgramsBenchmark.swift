@@ -35,22 +35,7 @@ private struct Runner {
 
 /// Benchmarks/programs: `--dir`, else found from the working directory or upwards from this executable.
 func programsDirectory(_ given: String?) throws -> String {
-    if let given {
-        guard isDirectory(given) else { throw UsageError(description: "\(given) is not a directory") }
-        return given
-    }
-    var candidates = ["Benchmarks/programs"]
-    if let executable = executablePath() {
-        var directory = directoryName(executable)
-        for _ in 0..<6 {
-            candidates.append(directory + "/Benchmarks/programs")
-            directory = directoryName(directory)
-        }
-    }
-    for candidate in candidates where isDirectory(candidate) && !listDirectory(candidate, suffix: ".ssa").isEmpty {
-        return candidate
-    }
-    throw UsageError(description: "cannot find Benchmarks/programs; run from the package directory or pass --dir")
+    try benchmarkDirectory("programs", given: given) { isDirectory($0) && !listDirectory($0, suffix: ".ssa").isEmpty }
 }
 
 func runProgramsBenchmark(_ arguments: [String]) throws {
