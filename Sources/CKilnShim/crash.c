@@ -459,6 +459,11 @@ static void on_crash(int signal, siginfo_t *information, void *raw) {
         pass_on(index, signal, information, raw);
         return;
     }
+    // A fault in a proc's own code ends that proc, not the program (procs.c).
+    if (index < CRASH_SIGNAL_COUNT && information->si_code > 0 &&
+        kiln_proc_take_fault(raw, signal, (uintptr_t)information->si_addr)) {
+        return;
+    }
     claim_report(signal);
     uintptr_t address = (uintptr_t)information->si_addr;
     uintptr_t low = 0, high = 0;

@@ -2,10 +2,33 @@
 // (see "Procs" in CKilnShim.h). Plain globals: procs run on one thread of
 // the process, and the routines embed these addresses as constants.
 
+#define _GNU_SOURCE
 #include "CKilnShim.h"
+
+#include <signal.h>
+#include <ucontext.h>
 
 uintptr_t kiln_stack_limit;
 struct kiln_proc_globals kiln_procs;
+uintptr_t kiln_proc_fault_routine;
 
 struct kiln_proc_globals *kiln_procs_address(void) { return &kiln_procs; }
 uintptr_t *kiln_stack_limit_address(void) { return &kiln_stack_limit; }
+void kiln_proc_set_fault_routine(uintptr_t routine) { kiln_proc_fault_routine = routine; }
+
+int kiln_proc_take_fault(void *raw, int signal, uintptr_t address) {
+    ucontext_t *context = raw;
+    greg_t *registers = context->uc_mcontext.gregs;
+    uintptr_t sp = (uintptr_t)registers[REG_RSP];
+    if (!kiln_proc_fault_routine || !kiln_procs.current || sp < kiln_procs.region_low || sp >= kiln_procs.region_high) {
+        return 0;
+    }
+    // Resume on the C stack in the fault routine, which ends the proc and parks it for good.
+    registers[REG_RDI] = signal;
+    registers[REG_RSI] = (greg_t)address;
+    registers[REG_RDX] = registers[REG_RIP];
+    registers[REG_RCX] = registers[REG_RBP];
+    registers[REG_RSP] = (greg_t)((kiln_procs.native_rsp - 64) & ~(uintptr_t)15);
+    registers[REG_RIP] = (greg_t)kiln_proc_fault_routine;
+    return 1;
+}

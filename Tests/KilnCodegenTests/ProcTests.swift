@@ -84,6 +84,49 @@ private func writeProgram(_ text: String) throws -> String {
         #expect(result.error.contains("kiln: proc 3 in $down ended: its stack would grow past"), "\(result.error)")
     }
 
+    /// A fault in a proc's own code (a store to address 0, a division by zero) ends that
+    /// proc with a one-line report; its link gets the notice and the program goes on.
+    @Test func aFaultEndsOnlyItsProc() throws {
+        let path = try writeProgram("""
+            function $store(r %unused) {
+            @start
+            	storel 1, 0
+            	ret
+            }
+            function $divide(r %unused) {
+            @start
+            	%z =l call $zero()
+            	%q =l div 7, %z
+            	ret
+            }
+            function l $zero() {
+            @start
+            	ret 0
+            }
+            export function w $main() {
+            @start
+            	%a =l call $kiln.spawn(l $store, r 0)
+            	%la =w call $kiln.link(l %a)
+            	%b =l call $kiln.spawn(l $divide, r 0)
+            	%lb =w call $kiln.link(l %b)
+            	%m =r call $kiln.receive()
+            	%n =r call $kiln.receive()
+            	%v =l runtag %m
+            	%w =l runtag %n
+            	call $printf(l $fmt, ..., l %v, l %w)
+            	ret 5
+            }
+            data $fmt = { b "notices %ld %ld; main goes on\\n", b 0 }
+            """)
+        let result = try runKiln(["run", path])
+        #expect(result.status == 5, "\(result.error)")
+        #expect(result.output == "notices -4294967298 -4294967299; main goes on\n")
+        #expect(result.error.contains("kiln: proc 2 in $store at "), "\(result.error)")
+        #expect(result.error.contains("ended: Segmentation fault at address 0x0"), "\(result.error)")
+        #expect(result.error.contains("kiln: proc 3 in $divide at "), "\(result.error)")
+        #expect(result.error.contains("ended: Floating point exception"), "\(result.error)")
+    }
+
     /// A proc whose recursion never ends is ended at its stack limit; the others go on.
     @Test func aRunawayProcEndsAlone() throws {
         let path = try writeProgram("""

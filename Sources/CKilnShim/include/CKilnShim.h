@@ -200,6 +200,13 @@ extern struct kiln_proc_globals kiln_procs;
 struct kiln_proc_globals *kiln_procs_address(void);
 uintptr_t *kiln_stack_limit_address(void);
 
+/// Where a fault in a proc's code goes (0: nowhere; the crash report runs).
+void kiln_proc_set_fault_routine(uintptr_t routine);
+/// Called by the crash handler with its `ucontext_t`: when the fault is on a proc's
+/// segment, points the context at the fault routine on the C stack (rdi the signal, rsi
+/// the address, rdx the pc, rcx the frame) and returns 1; the handler then returns.
+int kiln_proc_take_fault(void *context, int signal, uintptr_t address);
+
 
 /// What a proc service's entry returns to its trampoline: the service's result,
 /// and whether to park the proc and call the entry again once it runs.

@@ -41,6 +41,10 @@ struct ProcRoutines {
     typealias GrowEntry = @convention(c) (UInt, UInt) -> UInt
     typealias ShrinkEntry = @convention(c) () -> UInt
     typealias ExitEntry = @convention(c) (UInt) -> Void
+    typealias FaultEntry = @convention(c) (Int32, UInt, UInt, UInt) -> Void
+    /// Where a fault in a proc's code resumes, on the C stack (CKilnShim's procs.c): the
+    /// fault entry ends the proc, which then parks for good.
+    let fault: UInt
 
     private static func field(_ path: PartialKeyPath<kiln_proc_globals>) -> Int32 {
         Int32(MemoryLayout<kiln_proc_globals>.offset(of: path)!)
@@ -54,7 +58,7 @@ struct ProcRoutines {
 
     static var globals: Int64 { Int64(Int(bitPattern: procGlobals)) }
 
-    init(heap: CodeHeap, stacks: ProcStacks, grow growEntry: GrowEntry, shrink shrinkEntry: ShrinkEntry, exit exitEntry: ExitEntry) throws(LoadError) {
+    init(heap: CodeHeap, stacks: ProcStacks, grow growEntry: GrowEntry, shrink shrinkEntry: ShrinkEntry, exit exitEntry: ExitEntry, fault faultEntry: FaultEntry) throws(LoadError) {
         var buffer = CodeBuffer()
         let globals = Self.globals
         let low = Int64(Int(bitPattern: stacks.low)), high = Int64(Int(bitPattern: stacks.high))
@@ -90,6 +94,13 @@ struct ProcRoutines {
         let callSwapFromStart = buffer.count
         buffer.emit([0xE8, 0, 0, 0, 0])  // call swap, patched below
         buffer.ud2()
+        Self.pad(&buffer)
+
+        // fault: rdi, rsi, rdx, rcx as the fault entry takes them; rsp 16-byte aligned.
+        let faultOffset = buffer.count
+        buffer.mov(.b64, .rax, imm: Self.address(faultEntry))
+        buffer.call(.rax)
+        buffer.jmp(to: parkForGood)
         Self.pad(&buffer)
 
         // grow: r10 = the lowest address the function needs, r11 = its stack argument bytes;
@@ -283,6 +294,7 @@ struct ProcRoutines {
         grow = base + UInt(growOffset)
         growReturn = base + UInt(growReturnOffset)
         nativeCall = base + UInt(nativeOffset)
+        fault = base + UInt(faultOffset)
     }
 
     /// A service trampoline that runs `entry(rdi, rsi, frame, onSegment)` on the scheduler's

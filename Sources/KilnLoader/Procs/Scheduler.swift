@@ -248,6 +248,8 @@ final class ProcSystem {
             ProcSystem.active!.shrink()
         }, exit: { result in
             ProcSystem.active!.finish(result: result)
+        }, fault: { signal, address, pc, frame in
+            ProcSystem.active!.faulted(signal: signal, address: address, pc: pc, frame: frame)
         })
     }
 
@@ -326,7 +328,11 @@ final class ProcSystem {
             procGlobals.pointee.current = 0
         }
         let alternate = System.installAlternateSignalStack()
-        defer { System.removeAlternateSignalStack(alternate) }
+        kiln_proc_set_fault_routine(routines.fault)
+        defer {
+            kiln_proc_set_fault_routine(0)
+            System.removeAlternateSignalStack(alternate)
+        }
         let swap = unsafeBitCast(routines.swap, to: (@convention(c) (UnsafeMutablePointer<UInt>, UInt) -> Void).self)
         guard let main = makeProc(entry: entry, arguments: arguments) else {
             throw .invalidArgument("no room for the first proc's stack")
@@ -523,6 +529,18 @@ final class ProcSystem {
         }
         stackLimitWord.pointee = previous.limit
         return leaving.returnRsp
+    }
+
+    /// A fault in the running proc's own code (the crash handler sent it here, on the C
+    /// stack): the proc ends with a one-line report, its links are told, the others go on.
+    func faulted(signal: Int32, address: UInt, pc: UInt, frame: UInt) {
+        guard let proc = running else { return }
+        let name = String(cString: strsignal(signal))
+        let place = loader.describeFrame(at: pc).map { $0.isEmpty ? "" : " in \($0)" } ?? ""
+        System.writeStandardError("kiln: proc \(proc.id)\(place) ended: \(name) at address 0x\(String(address, radix: 16))\n")
+        proc.result = 0
+        proc.ended = true
+        proc.state = .finished
     }
 
     private func reportProcFault(_ proc: Proc, _ what: String, returnAddress: UInt) {
