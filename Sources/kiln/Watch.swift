@@ -91,7 +91,18 @@ func startWatching(_ paths: [String], loader: Loader) {
                       let module = readChange(of: &files[index], stamp: stamp) else { continue }
                 let path = files[index].path
                 do {
-                    printError("kiln: reloaded \(try shared.loader.reload(crateNamed: path, with: module))")
+                    // A thread that could not be stopped this moment (on a busy machine, one
+                    // that waits for a processor) makes the reload wait and try again.
+                    var attempt = 0
+                    while true {
+                        do {
+                            printError("kiln: reloaded \(try shared.loader.reload(crateNamed: path, with: module))")
+                            break
+                        } catch LoadError.threadsNotStopped(_) where attempt < 20 {
+                            attempt += 1
+                            Host.sleep(milliseconds: 100)
+                        }
+                    }
                 } catch {
                     let lines = "\(error)".split(separator: "\n")
                     printError("error: reload of \(path) failed, nothing changed: \(lines.first ?? "")")
