@@ -127,6 +127,14 @@ private func writeProgram(_ text: String) throws -> String {
         #expect(result.error.contains("ended: Floating point exception"), "\(result.error)")
     }
 
+    /// A proc that spins in a loop of calls without waiting is preempted at a call once its
+    /// time slice is over: main runs again, stops it, and the program ends.
+    @Test(arguments: ["", "compact"]) func aSpinningProcIsPreempted(stress: String) throws {
+        let result = try runKiln(["run", example("preempt")], environment: ["KILN_STRESS": stress])
+        #expect(result.status == 0, "\(result.error)")
+        #expect(result.output == "main ran again while the spinner spun; the spinner stopped (spun: 1)\n")
+    }
+
     /// A proc whose recursion never ends is ended at its stack limit; the others go on.
     @Test func aRunawayProcEndsAlone() throws {
         let path = try writeProgram("""
@@ -144,7 +152,8 @@ private func writeProgram(_ text: String) throws -> String {
             export function w $main() {
             @start
             	%p =l call $kiln.spawn(l $runaway, r 0)
-            	call $kiln.yield()
+            	%l =w call $kiln.link(l %p)
+            	%notice =r call $kiln.receive()
             	%s =w call $kiln.send(l %p, r 0)
             	call $printf(l $fmt, w %s)
             	ret 3

@@ -191,6 +191,8 @@ struct kiln_proc_globals {
     uintptr_t region_low;      // the reserved range of proc segments
     uintptr_t region_high;
     uintptr_t saved_rsp;       // a routine's stack pointer on the segment it left
+    uintptr_t preempt;         // set by the ticker: the running proc should give the thread up
+    uintptr_t switches;        // counted by the scheduler: the ticker sees a proc that runs long
     uintptr_t gprs[8];         // argument registers or results kept across a runtime call
     uint8_t xmms[8][16] __attribute__((aligned(16)));
 };
@@ -199,6 +201,12 @@ extern struct kiln_proc_globals kiln_procs;
 /// The two globals above, for Swift (which does not touch C globals directly).
 struct kiln_proc_globals *kiln_procs_address(void);
 uintptr_t *kiln_stack_limit_address(void);
+
+/// Starts (or stops, with 0) a thread that every `interval_us` microseconds asks the
+/// running proc to give the thread up when it has run since the last tick: it sets
+/// `preempt` and the stack limit to the top of the address space, so the proc's next
+/// function call takes the grow routine, which parks it.
+void kiln_proc_ticker(long interval_us);
 
 /// Where a fault in a proc's code goes (0: nowhere; the crash report runs).
 void kiln_proc_set_fault_routine(uintptr_t routine);

@@ -53,6 +53,7 @@ struct ProcRoutines {
     static let nativeRsp = field(\.native_rsp)
     static let current = field(\.current)
     static let savedRsp = field(\.saved_rsp)
+    static let preempt = field(\.preempt)
     static let gprs = field(\.gprs)
     static let xmms = field(\.xmms)
 
@@ -116,6 +117,13 @@ struct ProcRoutines {
         buffer.jcc(.b, to: spurious)
         buffer.mov(.b64, .rax, imm: high)
         buffer.alu(.cmp, .b64, .rsp, .rax)
+        buffer.jcc(.ae, to: spurious)
+        // A preemption request goes to Swift, which parks the proc.
+        buffer.alu(.cmp, .b64, Memory(base: .r11, displacement: Self.preempt), imm: 0)
+        buffer.jcc(.ne, to: slow)
+        // The frame fits after all (the limit was raised for a request that is gone).
+        buffer.mov(.b64, .rax, imm: Int64(Int(bitPattern: stackLimitWord)))
+        buffer.alu(.cmp, .b64, .r10, Memory(base: .rax))
         buffer.jcc(.ae, to: spurious)
         // The fast path, without Swift: no stack arguments, and the proc's spare segment is
         // larger than the one it runs on and holds the frame. (The call and return at a
@@ -194,6 +202,41 @@ struct ProcRoutines {
         // rax 0: the proc is over its limit and was ended; never to run again.
         buffer.test(.b64, .rax, .rax)
         buffer.jcc(.e, to: parkForGood)
+        // rax 1: preempted. Back on the segment, keep the argument registers there (the
+        // save area in `kiln_procs` is every proc's), park, and when the proc runs again,
+        // restore them and enter `grow` afresh. Below the limit this takes 216 bytes of
+        // the reserve.
+        let notPreempted = buffer.makeLabel()
+        buffer.alu(.cmp, .b64, .rax, imm: 1)
+        buffer.jcc(.ne, to: notPreempted)
+        buffer.mov(.b64, .r11, imm: globals)
+        buffer.mov(.b64, .rsp, Memory(base: .r11, displacement: Self.savedRsp))
+        buffer.alu(.sub, .b64, .rsp, imm: 144)
+        for index in 0..<8 {
+            buffer.movsd(.xmm0, Memory(base: .r11, displacement: Self.xmms + Int32(16 * index)))
+            buffer.movsd(Memory(base: .rsp, displacement: Int32(8 * index)), .xmm0)
+        }
+        for index in 0..<8 {  // rax, the six argument registers, and r10 (left in gprs[7])
+            buffer.mov(.b64, .rax, Memory(base: .r11, displacement: Self.gprs + Int32(8 * index)))
+            buffer.mov(.b64, Memory(base: .rsp, displacement: Int32(64 + 8 * index)), .rax)
+        }
+        buffer.mov(.b64, .rdi, Memory(base: .r11, displacement: Self.current))
+        buffer.mov(.b64, .rsi, Memory(base: .r11, displacement: Self.schedulerRsp))
+        let callSwapFromGrow = buffer.count
+        buffer.emit([0xE8, 0, 0, 0, 0])  // call swap, patched below
+        for index in 0..<8 {
+            buffer.movsd(XMM(rawValue: UInt8(index))!, Memory(base: .rsp, displacement: Int32(8 * index)))
+        }
+        for (index, register) in argumentRegisters.enumerated() {
+            buffer.mov(.b64, register, Memory(base: .rsp, displacement: Int32(64 + 8 * (index + 1))))
+        }
+        buffer.mov(.b64, .r10, Memory(base: .rsp, displacement: 120))
+        buffer.mov(.b64, .rax, Memory(base: .rsp, displacement: 64))
+        buffer.alu(.add, .b64, .rsp, imm: 144)
+        buffer.pop(.r11)
+        let jumpToGrow = buffer.count
+        buffer.emit([0xE9, 0, 0, 0, 0])  // jmp grow, patched below
+        try! buffer.bind(notPreempted)
         // rax: the new segment's stack pointer, the arguments copied above it; the entry
         // left where the function goes on in gprs[7].
         buffer.mov(.b64, .rsp, .rax)
@@ -283,9 +326,11 @@ struct ProcRoutines {
 
         var bytes = buffer.bytes
         let base = try heap.allocateFixed(bytes.count)
-        let displacement = Int32(swapOffset - (callSwapFromStart + 5))
-        withUnsafeBytes(of: displacement.littleEndian) { raw in
-            for index in 0..<4 { bytes[callSwapFromStart + 1 + index] = raw[index] }
+        for (site, target) in [(callSwapFromStart, swapOffset), (callSwapFromGrow, swapOffset), (jumpToGrow, growOffset)] {
+            let displacement = Int32(target - (site + 5))
+            withUnsafeBytes(of: displacement.littleEndian) { raw in
+                for index in 0..<4 { bytes[site + 1 + index] = raw[index] }
+            }
         }
         bytes.withUnsafeBytes { heap.write($0, at: base) }
         swap = base + UInt(swapOffset)

@@ -221,10 +221,18 @@ final class ProcSystem {
     private(set) var spawned = 0
     private(set) var switches = 0
     private(set) var segmentsGrown = 0
+    private(set) var preemptions = 0
     private(set) var peakProcs = 0
 
     /// The system whose scheduler runs now, if any: services find it here. One per process.
     nonisolated(unsafe) static var active: ProcSystem?
+
+    /// How long a proc runs before it is asked to give the thread up at its next call:
+    /// `KILN_PROC_SLICE_US`, 10 ms by default.
+    static let sliceMicroseconds: Int = {
+        guard let text = System.environmentValue("KILN_PROC_SLICE_US"), let value = Int(text), value > 0 else { return 10_000 }
+        return value
+    }()
 
     /// The first segment of a proc.
     static let firstOrder = 9
@@ -329,7 +337,9 @@ final class ProcSystem {
         }
         let alternate = System.installAlternateSignalStack()
         kiln_proc_set_fault_routine(routines.fault)
+        kiln_proc_ticker(Self.sliceMicroseconds)
         defer {
+            kiln_proc_ticker(0)
             kiln_proc_set_fault_routine(0)
             System.removeAlternateSignalStack(alternate)
         }
@@ -346,6 +356,8 @@ final class ProcSystem {
             running = proc
             proc.state = .running
             proc.hasRun = true
+            procGlobals.pointee.preempt = 0
+            procGlobals.pointee.switches &+= 1
             procGlobals.pointee.current = UInt(bitPattern: proc.savedRsp)
             stackLimitWord.pointee = proc.segment.limit
             swap(schedulerRspWord, proc.savedRsp.pointee)
@@ -467,6 +479,15 @@ final class ProcSystem {
     /// stack pointer, or 0 when the proc has to end (its stack is over the limit).
     func grow(frame: UInt, wanted: UInt) -> UInt {
         guard let proc = running else { loader.fail("internal error: a segment grew with no proc running") }
+        if procGlobals.pointee.preempt != 0 {
+            // The ticker asked the proc to give the thread up: park it (the routine keeps its
+            // registers and enters grow again when it runs) behind the procs waiting to run.
+            procGlobals.pointee.preempt = 0
+            stackLimitWord.pointee = proc.segment.limit
+            procGlobals.pointee.gprs.7 = wanted
+            preemptions += 1
+            return 1
+        }
         let argumentBytes = Int(UnsafeRawPointer(bitPattern: frame)!.load(as: UInt.self))
         let reentry = UnsafeRawPointer(bitPattern: frame + 8)!.load(as: UInt.self)
         let entryRsp = frame + 16
