@@ -63,6 +63,79 @@ let closuresOutput = (0..<10).map { "adder \($0): 100 -> \(100 + $0 * $0)\n" }.j
         #expect(result.output.contains("  stack maps:\n"))
     }
 
+    /// A list kept only in a global and one kept only in `thread` data survive collections
+    /// that move them (every allocation collects under the stress mode, and the semispaces
+    /// alternate, so a stale reference would read overwritten memory).
+    @Test func globalAndThreadLocalSlotsAreRoots() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/slots.ssa"
+        try """
+            data $shared = { r 0 }
+            thread data $mine = { r 0, r 0 }
+            data $fmt = { b "%ld %ld %ld %ld\n", b 0 }
+            function r $list(l %n) {
+            @start
+            	jmp @loop
+            @loop
+            	%acc =r phi @start 0, @body %cell
+            	%i =l phi @start 0, @body %i1
+            	%c =w csltl %i, %n
+            	jnz %c, @body, @done
+            @body
+            	%cell =r rnew 2
+            	%t =r rtag %i
+            	rstore %t, %cell, 0
+            	rstore %acc, %cell, 1
+            	%i1 =l add %i, 1
+            	jmp @loop
+            @done
+            	ret %acc
+            }
+            function l $sum(r %l) {
+            @start
+            	jmp @loop
+            @loop
+            	%c =r phi @start %l, @body %next
+            	%s =l phi @start 0, @body %s1
+            	%isCell =w risref %c
+            	jnz %isCell, @body, @done
+            @body
+            	%v =r rload %c, 0
+            	%n =l runtag %v
+            	%s1 =l add %s, %n
+            	%next =r rload %c, 1
+            	jmp @loop
+            @done
+            	ret %s
+            }
+            export function w $main() {
+            @start
+            	%a =r call $list(l 100)
+            	storer %a, $shared
+            	%b =r call $list(l 200)
+            	%slot =l add thread $mine, 8
+            	storer %b, %slot
+            	%junk =r call $list(l 3000)
+            	call $kiln.collect()
+            	%x =r loadr $shared
+            	%y =r loadr %slot
+            	%sx =l call $sum(r %x)
+            	%sy =l call $sum(r %y)
+            	%first =r loadr thread $mine
+            	%isRef =l risref %first
+            	%nx =l rlen %x
+            	call $printf(l $fmt, ..., l %sx, l %sy, l %isRef, l %nx)
+            	ret 0
+            }
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        for stress in ["", "collect", "collect:5,compact"] {
+            let result = try runKiln(["run", path], environment: ["KILN_STRESS": stress])
+            #expect(result.status == 0, "\(stress): \(result.error)")
+            #expect(result.output == "4950 19900 0 2\n", "\(stress)")
+        }
+    }
+
     @Test func crateFilesKeepTheirStackMaps() throws {
         let directory = try scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

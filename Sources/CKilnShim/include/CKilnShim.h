@@ -163,6 +163,13 @@ void *kiln_tls_address(int32_t offset);
 /// `kiln_tls_address` as a plain pointer, for a slot.
 const void *kiln_tls_address_entry(void);
 
+/// Every thread's block and how many of its bytes are initialised, for the managed heap's
+/// collector, which calls it with the world stopped: it only tries the layout's lock (a
+/// stopped thread may hold it) and allocates nothing. Returns 1 with `*count` entries
+/// filled; 0 when the lock is busy, or when more than `capacity` blocks exist (then
+/// `*count` is how many, to size the arrays for the next try).
+int kiln_tls_try_snapshot(unsigned char **blocks, size_t *initialised, size_t capacity, size_t *count);
+
 // Managed heap (heap_entries.c, KilnLoader's ManagedRuntime.swift).
 //
 // Each thread has a pointer to its allocation record that generated code
