@@ -44,6 +44,8 @@ struct Selector {
     /// Temporaries that name a static stack object.
     var frameObjectOfTemp: [UInt32: Int32] = [:]
     var location = SourceLocation.none
+    /// Managed accesses are checked by the runtime (`CodegenOptions.checksReferences`).
+    var checksReferences = false
     /// The hidden return pointer of a function returning a MEMORY aggregate.
     var returnPointer: Reg = -1
     /// Classification of the incoming arguments, for `vastart`.

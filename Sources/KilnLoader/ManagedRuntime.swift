@@ -11,6 +11,8 @@
 //     thread on its first allocation, then calls the heap's slow path; a
 //     failure ends the program with a message naming the allocating function;
 //   - `kiln.collect` (`$kiln.collect`): a full collection;
+//   - `kiln.heap.check`, the checked access of `kiln run --checked`: a wrong
+//     field, byte or length access ends the program naming the function;
 //   - `kiln.heap.record.offset`: not an entry but a value, the record
 //     pointer's offset from the thread pointer, read inline by allocation.
 //
@@ -131,7 +133,7 @@ public final class ManagedRuntime: HeapWorld, @unchecked Sendable {
     }
 
     static func register(_ loader: Loader) {
-        kiln_heap_install_handlers(allocateHandler, collectHandler)
+        kiln_heap_install_handlers(allocateHandler, collectHandler, checkHandler)
         loaderLock.locked {
             loaders.removeAll { $0.loader == nil }
             loaders.append(WeakLoader(loader))
@@ -150,6 +152,7 @@ public final class ManagedRuntime: HeapWorld, @unchecked Sendable {
             "kiln.heap.allocate": UInt(bitPattern: kiln_heap_allocate_entry()),
             "kiln.heap.record.offset": UInt(bitPattern: kiln_heap_record_offset()),
             "kiln.collect": UInt(bitPattern: kiln_heap_collect_entry()),
+            "kiln.heap.check": UInt(bitPattern: kiln_heap_check_entry()),
         ]
     }
 
@@ -188,6 +191,17 @@ public final class ManagedRuntime: HeapWorld, @unchecked Sendable {
         if status != 0 {
             fatal("\(attached.pointee.error) (collecting in \(describe(returnAddress)))")
         }
+    }
+
+    private static let checkHandler: kiln_heap_check_handler = { record, object, index, access, returnAddress in
+        let runtime = ManagedRuntime.shared
+        let attached = runtime.record(record)
+        let address = kiln_heap_checked_access(UnsafeMutableRawPointer(attached), object, index, access)
+        if address == 0 {
+            let what = access == 0 ? "field \(index)" : access == 1 ? "byte \(index)" : "the length"
+            fatal("\(attached.pointee.error) (reading or writing \(what) in \(describe(returnAddress)))")
+        }
+        return address
     }
 
     /// Records the calling thread's stack top in its thread-local slot when not known yet.

@@ -136,6 +136,51 @@ let closuresOutput = (0..<10).map { "adder \($0): 100 -> \(100 + $0 * $0)\n" }.j
         }
     }
 
+    @Test func theCheckedModeReportsAWrongAccessByFunction() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/bad.ssa"
+        try """
+            function r $get(r %o, l %i) {
+            @start
+            	%v =r rload %o, %i
+            	ret %v
+            }
+            function l $length(r %o) {
+            @start
+            	%n =l rlen %o
+            	ret %n
+            }
+            export function w $main(w %argc) {
+            @start
+            	%o =r rnew 3
+            	%a =r call $get(r %o, l 2)
+            	%n =l call $length(r %o)
+            	call $printf(l $fmt, ..., l %n)
+            	%many =w csgtw %argc, 1
+            	jnz %many, @integer, @outside
+            @integer
+            	%i =l call $length(r 8)
+            	ret 0
+            @outside
+            	%b =r call $get(r %o, l 10)
+            	ret 0
+            }
+            data $fmt = { b "%ld\n", b 0 }
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let outside = try runKiln(["run", "--checked", path])
+        #expect(outside.status == 70)
+        #expect(outside.output == "3\n")
+        #expect(outside.error.contains("field 10 of an object of 3 fields"), "\(outside.error)")
+        #expect(outside.error.contains("$get of crate"), "\(outside.error)")
+        let integer = try runKiln(["run", "--checked", path, "x"])
+        #expect(integer.status == 70)
+        #expect(integer.error.contains("$length of crate"), "\(integer.error)")
+        // Unchecked, the same accesses are undefined: the in-bounds part runs as compiled.
+        let unchecked = try runKiln(["run", path])
+        #expect(unchecked.output == "3\n")
+    }
+
     @Test func crateFilesKeepTheirStackMaps() throws {
         let directory = try scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

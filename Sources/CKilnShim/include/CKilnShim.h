@@ -184,7 +184,13 @@ typedef uint64_t (*kiln_heap_allocate_handler)(void *record, uint64_t header, ui
 /// The `$kiln.collect` handler.
 typedef void (*kiln_heap_collect_handler)(void *record, uintptr_t frame, uintptr_t return_address);
 
-void kiln_heap_install_handlers(kiln_heap_allocate_handler allocate, kiln_heap_collect_handler collect);
+/// The checked access handler (`kiln run --checked`): the address of a field, byte or header,
+/// never 0 (a wrong access ends the program).
+typedef uintptr_t (*kiln_heap_check_handler)(void *record, uint64_t object, int64_t index, uint32_t access,
+                                             uintptr_t return_address);
+
+void kiln_heap_install_handlers(kiln_heap_allocate_handler allocate, kiln_heap_collect_handler collect,
+                                kiln_heap_check_handler check);
 /// The offset of the calling thread's record pointer from its thread pointer (fs:0); the
 /// same in every thread.
 intptr_t kiln_heap_record_offset(void);
@@ -199,6 +205,8 @@ uintptr_t kiln_heap_entry_return(void);
 /// The entries' addresses, for slots: `uint64_t allocate(uint64_t header)` and `void collect(void)`.
 void *kiln_heap_allocate_entry(void);
 void *kiln_heap_collect_entry(void);
+/// `uintptr_t check(uint64_t object, int64_t index, uint32_t access)`.
+void *kiln_heap_check_entry(void);
 /// The calling thread's stack top as noted by the runtime (0 until noted).
 uintptr_t kiln_heap_thread_stack_top(void);
 void kiln_heap_set_thread_stack_top(uintptr_t top);
