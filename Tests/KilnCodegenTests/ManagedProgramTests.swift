@@ -181,6 +181,29 @@ let closuresOutput = (0..<10).map { "adder \($0): 100 -> \(100 + $0 * $0)\n" }.j
         #expect(unchecked.output == "3\n")
     }
 
+    /// Collections allocate nothing while the world is stopped (a stopped thread may hold a
+    /// malloc lock): `kiln` runs with the malloc of Tests/Programs/allocation-guard.c, which
+    /// aborts when the thread that stopped the world allocates.
+    @Test func collectionsAllocateNothingWhileTheWorldIsStopped() throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let library = directory + "/libguard.so"
+        let built = try run("/usr/bin/env", ["gcc", "-O2", "-shared", "-fPIC", "-o", library,
+                                             packageRoot.appendingPathComponent("Tests/Programs/allocation-guard.c").path])
+        #expect(built.status == 0, "\(built.error)")
+        for example in Self.examples {
+            let path = packageRoot.appendingPathComponent(example.file).path
+            let result = try runKiln(["run", path] + example.arguments,
+                                     environment: ["KILN_STRESS": "collect:2,compact", "LD_PRELOAD": library, "KILN_GUARD_REPORT": "1"])
+            #expect(result.status == 0, "\(example.file): \(result.error)")
+            #expect(result.output == example.expected, "\(example.file)")
+            #expect(!result.error.contains("while the world is stopped"), "\(result.error)")
+            let stops = result.error.split(separator: "\n").first { $0.hasPrefix("allocation-guard: stops ") }
+                .flatMap { Int($0.dropFirst("allocation-guard: stops ".count)) } ?? 0
+            #expect(stops >= 10, "\(example.file): \(result.error)")
+        }
+    }
+
     @Test func crateFilesKeepTheirStackMaps() throws {
         let directory = try scratchDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
