@@ -24,10 +24,13 @@ static __thread uintptr_t entry_frame, entry_return;
 
 static kiln_heap_allocate_handler allocate_handler;
 static kiln_heap_collect_handler collect_handler;
+static kiln_heap_check_handler check_handler;
 
-void kiln_heap_install_handlers(kiln_heap_allocate_handler allocate, kiln_heap_collect_handler collect) {
+void kiln_heap_install_handlers(kiln_heap_allocate_handler allocate, kiln_heap_collect_handler collect,
+                                kiln_heap_check_handler check) {
     allocate_handler = allocate;
     collect_handler = collect;
+    check_handler = check;
 }
 
 intptr_t kiln_heap_record_offset(void) {
@@ -64,7 +67,13 @@ static void collect_entry(void) {
     entry_return = saved_return;
 }
 
+// Never collects: no frame to note.
+static uintptr_t check_entry(uint64_t object, int64_t index, uint32_t access) {
+    return check_handler(thread_record, object, index, access, (uintptr_t)__builtin_return_address(0));
+}
+
 void *kiln_heap_allocate_entry(void) { return (void *)allocate_entry; }
+void *kiln_heap_check_entry(void) { return (void *)check_entry; }
 void *kiln_heap_collect_entry(void) { return (void *)collect_entry; }
 
 static __thread uintptr_t thread_stack_top;

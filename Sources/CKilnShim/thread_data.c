@@ -208,3 +208,18 @@ void *kiln_tls_address(int32_t offset) {
 const void *kiln_tls_address_entry(void) {
     return (const void *)kiln_tls_address;
 }
+
+int kiln_tls_try_snapshot(unsigned char **blocks, size_t *initialised, size_t capacity, size_t *count) {
+    if (pthread_mutex_trylock(&layout_lock) != 0) return 0;
+    size_t found = 0;
+    int complete = 1;
+    for (struct block_owner *owner = owners; owner; owner = owner->next) {
+        if (found == capacity) { complete = 0; found++; continue; }
+        blocks[found] = owner->block;
+        initialised[found] = *owner->initialised;
+        found++;
+    }
+    pthread_mutex_unlock(&layout_lock);
+    *count = found;
+    return complete;
+}

@@ -82,6 +82,12 @@ extension CompiledModule {
             guard Int(map.codeOffset) <= size, index == 0 || map.codeOffset > previous else {
                 throw InvalidModule("$\(function.name): stack map \(index) (code offset \(map.codeOffset)) is out of order or past the end")
             }
+            // The collector rewrites these words: each must be a word of the function's own
+            // frame, below its saved rbp.
+            for slot in map.frameSlots where slot >= 0 || slot % 8 != 0 || slot < -StackMap.deepestSlot {
+                throw InvalidModule("$\(function.name): stack map \(index) lists frame slot rbp\(slot < 0 ? "" : "+")\(slot), "
+                                    + "which is not an aligned word of the frame")
+            }
             previous = map.codeOffset
         }
     }

@@ -34,8 +34,12 @@ public struct CodeObject: Sendable {
 public struct StackMap: Hashable, Sendable {
     /// The offset of the return address of the safepoint's call, in the code object.
     public var codeOffset: UInt32
-    /// The frame slots (byte offsets from rbp) that hold tagged words at that point.
+    /// The frame slots (byte offsets from rbp) that hold tagged words at that point: negative
+    /// multiples of 8, no deeper than `deepestSlot`.
     public var frameSlots: [Int32]
+
+    /// The deepest frame slot a stack map may list (a frame of 256 MiB).
+    public static let deepestSlot: Int32 = 1 << 28
 
     public init(codeOffset: UInt32, frameSlots: [Int32]) {
         self.codeOffset = codeOffset

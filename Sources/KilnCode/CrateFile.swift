@@ -11,7 +11,7 @@
 // must be zero and every derived list is checked, so `encode(decode(x)) == x`
 // byte for byte for every file that decodes.
 //
-// Layout, version 2. Integers are little-endian and fixed width, so that the
+// Layout, version 3. Integers are little-endian and fixed width, so that the
 // reader copies arrays in bulk. A *count* is a u32; a *name* is a u32 byte
 // length followed by that many bytes of UTF-8.
 //
@@ -61,8 +61,10 @@
 
 /// Reads and writes crate files; see the file comment for the layout.
 public enum CrateFile {
-    /// The version this Kiln writes and the only one it reads (2: data as segments).
-    public static let formatVersion: UInt32 = 2
+    /// The version this Kiln writes and the only one it reads (2: data as segments; 3: code
+    /// that uses the managed heap, with stack maps listing the rbp-relative slots of the
+    /// references live across each call; version 2 files never held such code).
+    public static let formatVersion: UInt32 = 3
 
     /// The first eight bytes of every crate file.
     public static let magic: [UInt8] = Array("KILNCRAT".utf8)

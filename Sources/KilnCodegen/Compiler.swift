@@ -23,8 +23,32 @@ public struct PhaseTimes: Sendable {
     public init() {}
 }
 
+/// Choices that change the code generated, beyond the IL itself.
+public struct CodegenOptions: Sendable {
+    /// Managed field, byte and length accesses go through the runtime, which checks the
+    /// reference, the object's kind and the index, and ends the program with a clear error
+    /// naming the function when one is wrong (`kiln run --checked`). Off, a wrong access is
+    /// undefined, as IL-EXTENSIONS.md says.
+    public var checksReferences = false
+
+    public init(checksReferences: Bool = false) {
+        self.checksReferences = checksReferences
+    }
+}
+
 /// Compiles a verified module. Errors name the function and the IL position.
 public func compileModule(_ module: Module, times: inout PhaseTimes) throws -> CompiledModule {
+    try compileModule(module, options: CodegenOptions(), times: &times)
+}
+
+/// Compiles a verified module with `options`.
+public func compileModule(_ module: Module, options: CodegenOptions) throws -> CompiledModule {
+    var times = PhaseTimes()
+    return try compileModule(module, options: options, times: &times)
+}
+
+/// Compiles a verified module with `options`, timing each phase.
+public func compileModule(_ module: Module, options: CodegenOptions, times: inout PhaseTimes) throws -> CompiledModule {
     let clock = ContinuousClock()
     var module = module
     var start = clock.now
@@ -36,6 +60,7 @@ public func compileModule(_ module: Module, times: inout PhaseTimes) throws -> C
     for function in module.functions {
         start = clock.now
         var selector = Selector(module: module, function: function, symbols: symbols)
+        selector.checksReferences = options.checksReferences
         let machine: MachineFunction
         do {
             machine = try selector.run()

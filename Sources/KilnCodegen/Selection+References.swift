@@ -33,6 +33,10 @@ struct AllocationSite {
 enum ManagedSymbols {
     /// The allocation slow path: header in rdi, the new reference in rax (C ABI).
     static let allocate = "kiln.heap.allocate"
+    /// The checked access of `kiln run --checked`: object in rdi, index in rsi, the kind of
+    /// access in edx (0 field, 1 byte, 2 header), the address in rax (C ABI); a wrong access
+    /// ends the program with a message.
+    static let check = "kiln.heap.check"
     /// Bound to the offset of the thread's allocation record pointer from the thread pointer
     /// (fs:0), not to an address: `mov r11, [rip + slot]; mov r11, fs:[r11]` is the record.
     static let recordOffset = "kiln.heap.record.offset"
@@ -54,6 +58,11 @@ extension Selector {
             emit(.mov, .b64, .reg(to), .mem(try elementAddress(instruction.arg0, instruction.arg1, scale: .x8)))
         case .rloadb:
             emit(.movzx(.b8), .b32, .reg(to), .mem(try elementAddress(instruction.arg0, instruction.arg1, scale: .x1)))
+        case .rlen where checksReferences:
+            let header = try checkedAddress(instruction.arg0, nil, access: 2)
+            emit(.mov, .b64, .reg(to), .mem(MMem(base: .reg(header))))
+            emit(.shift(.shl), .b64, .reg(to), .imm(16))
+            emit(.shift(.shr), .b64, .reg(to), .imm(16))
         case .rstore0, .rstoreb0:
             // The index is the operand of the paired `rstore1`/`rstoreb1` that follows.
             let indexValue = function.instructions[index + 1].arg0
@@ -92,8 +101,12 @@ extension Selector {
         }
     }
 
-    /// The address of field (scale 8) or byte (scale 1) `index` of `object`.
+    /// The address of field (scale 8) or byte (scale 1) `index` of `object`; checked by the
+    /// runtime when `checksReferences` is on.
     mutating func elementAddress(_ object: Value, _ index: Value, scale: Scale) throws -> MMem {
+        if checksReferences {
+            return MMem(base: .reg(try checkedAddress(object, index, access: scale == .x8 ? 0 : 1)))
+        }
         let base = try integerRegister(object, .b64)
         let size: Int64 = scale == .x8 ? 8 : 1
         if let constant = constant(index), constant.kind == .bits {
@@ -103,6 +116,23 @@ extension Selector {
             }
         }
         return MMem(base: .reg(base), index: try integerRegister(index, .b64), scale: scale, displacement: 7)
+    }
+
+    /// A call of the runtime's checked access: the address of the field, byte or header.
+    mutating func checkedAddress(_ object: Value, _ index: Value?, access: Int64) throws -> Reg {
+        let objectRegister = try integerRegister(object, .b64)
+        let indexOperand = try index.map { try integerOperand($0, .b64) } ?? .imm(0)
+        let rdi = physical(GPR.rdi), rsi = physical(GPR.rsi), rdx = physical(GPR.rdx)
+        emit(.mov, .b64, .reg(rdi), .reg(objectRegister))
+        emit(.mov, .b64, .reg(rsi), indexOperand)
+        emit(.mov, .b32, .reg(rdx), .imm(access))
+        machine.makesCalls = true
+        machine.calls.append(CallInfo(uses: [rdi, rsi, rdx], results: [physical(GPR.rax)]))
+        emit(.call(Int32(machine.calls.count - 1)), .b64,
+             .mem(MMem(base: .target(machine.target(.addressSlot(ManagedSymbols.check))))))
+        let address = machine.newVirtual(.gpr)
+        emit(.mov, .b64, .reg(address), .reg(physical(GPR.rax)))
+        return address
     }
 
     /// `rclosure $f, n`: an object of n + 1 fields with the code bit, field 0 the address of

@@ -46,6 +46,8 @@ struct Selector {
     var location = SourceLocation.none
     /// The instructions of the IL block being selected.
     var currentBlockRange = 0..<0
+    /// Managed accesses are checked by the runtime (`CodegenOptions.checksReferences`).
+    var checksReferences = false
     /// The hidden return pointer of a function returning a MEMORY aggregate.
     var returnPointer: Reg = -1
     /// Classification of the incoming arguments, for `vastart`.

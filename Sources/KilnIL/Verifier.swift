@@ -98,9 +98,6 @@ final class Verifier {
         if data.linkage.isCommon && !data.isZeroFill {
             diagnostics.error("common data $\(text(data.name)) may only hold zero fill (z N)", at: data.location)
         }
-        if data.linkage.isThread && data.items.contains(where: \.isManaged) {
-            diagnostics.error("thread-local data cannot hold managed references", at: data.location)
-        }
         for item in data.items {
             switch item.kind {
             case .string:

@@ -11,6 +11,8 @@
 //     thread on its first allocation, then calls the heap's slow path; a
 //     failure ends the program with a message naming the allocating function;
 //   - `kiln.collect` (`$kiln.collect`): a full collection;
+//   - `kiln.heap.check`, the checked access of `kiln run --checked`: a wrong
+//     field, byte or length access ends the program naming the function;
 //   - `kiln.heap.record.offset`: not an entry but a value, the record
 //     pointer's offset from the thread pointer, read inline by allocation.
 //
@@ -30,10 +32,15 @@
 // after which the collection fails). A thread that does not answer the stop
 // makes the collection fail the same way.
 //
+//   - the `r` slots of `thread` data, in every thread's block (CKilnShim's
+//     thread_data.c lists them; its lock is only tried with the world
+//     stopped, and a busy lock makes the stop try again).
 // Limits of the walk, by design of this first version: frames of generated
 // code that lie behind C frames are found only when the C code keeps the rbp
-// chain (a callback called through qsort, say); and `thread` data of class
-// `r` is not a root yet.
+// chain (a callback called through qsort, say); and a thread that runs a
+// loop without calls inside a function holding references is never at a
+// safepoint (there are no polls on back edges yet): a collection waits for
+// it to call something, and fails after about 100 ms of trying.
 
 import CKilnShim
 import KilnCode
@@ -104,6 +111,12 @@ public final class ManagedRuntime: HeapWorld, @unchecked Sendable {
     public private(set) var failedStops = 0
     /// Loaders locked for the collection in progress.
     private var locked: [Loader] = []
+    /// Every thread's block of `thread` data, read while the world is stopped (the arrays
+    /// are sized before the stop; a stop that finds more blocks sizes them and tries again).
+    private var threadBlocks = UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>.allocate(capacity: 64)
+    private var threadBlockBytes = UnsafeMutablePointer<Int>.allocate(capacity: 64)
+    private var threadBlockCapacity = 64
+    private var threadBlockCount = 0
     /// Threads in the stopped world's table while a collection runs.
     private var stoppedCount = 0
 
@@ -120,7 +133,7 @@ public final class ManagedRuntime: HeapWorld, @unchecked Sendable {
     }
 
     static func register(_ loader: Loader) {
-        kiln_heap_install_handlers(allocateHandler, collectHandler)
+        kiln_heap_install_handlers(allocateHandler, collectHandler, checkHandler)
         loaderLock.locked {
             loaders.removeAll { $0.loader == nil }
             loaders.append(WeakLoader(loader))
@@ -139,6 +152,7 @@ public final class ManagedRuntime: HeapWorld, @unchecked Sendable {
             "kiln.heap.allocate": UInt(bitPattern: kiln_heap_allocate_entry()),
             "kiln.heap.record.offset": UInt(bitPattern: kiln_heap_record_offset()),
             "kiln.collect": UInt(bitPattern: kiln_heap_collect_entry()),
+            "kiln.heap.check": UInt(bitPattern: kiln_heap_check_entry()),
         ]
     }
 
@@ -177,6 +191,17 @@ public final class ManagedRuntime: HeapWorld, @unchecked Sendable {
         if status != 0 {
             fatal("\(attached.pointee.error) (collecting in \(describe(returnAddress)))")
         }
+    }
+
+    private static let checkHandler: kiln_heap_check_handler = { record, object, index, access, returnAddress in
+        let runtime = ManagedRuntime.shared
+        let attached = runtime.record(record)
+        let address = kiln_heap_checked_access(UnsafeMutableRawPointer(attached), object, index, access)
+        if address == 0 {
+            let what = access == 0 ? "field \(index)" : access == 1 ? "byte \(index)" : "the length"
+            fatal("\(attached.pointee.error) (reading or writing \(what) in \(describe(returnAddress)))")
+        }
+        return address
     }
 
     /// Records the calling thread's stack top in its thread-local slot when not known yet.
@@ -235,7 +260,29 @@ public final class ManagedRuntime: HeapWorld, @unchecked Sendable {
             unlockLoaders()
             return false
         }
+        var blocks = 0
+        let complete = threadBlockBytes.withMemoryRebound(to: Int.self, capacity: threadBlockCapacity) { bytes in
+            bytes.withMemoryRebound(to: size_t.self, capacity: threadBlockCapacity) { sizes in
+                kiln_tls_try_snapshot(threadBlocks, sizes, threadBlockCapacity, &blocks)
+            }
+        }
+        guard complete != 0 else {
+            kiln_world_resume()
+            unlockLoaders()
+            if blocks > threadBlockCapacity { growThreadBlocks(to: blocks) }
+            return false
+        }
+        threadBlockCount = blocks
         return true
+    }
+
+    /// Room for `count` thread blocks and more (with the world running).
+    private func growThreadBlocks(to count: Int) {
+        threadBlocks.deallocate()
+        threadBlockBytes.deallocate()
+        threadBlockCapacity = count * 2
+        threadBlocks = .allocate(capacity: threadBlockCapacity)
+        threadBlockBytes = .allocate(capacity: threadBlockCapacity)
     }
 
     private func unlockLoaders() {
@@ -301,14 +348,26 @@ public final class ManagedRuntime: HeapWorld, @unchecked Sendable {
     }
 
     private func visitData(of crate: CrateState, _ visitor: borrowing RootVisitor) {
-        var versions = crate.retired
-        if let current = crate.current { versions.append(current) }
-        for version in versions {
-            for (index, object) in version.module.data.enumerated() where !object.managedSlots.isEmpty {
-                guard index < version.dataAddresses.count, let base = version.dataAddresses[index] else { continue }
-                for slot in object.managedSlots {
-                    visitor.visit(UnsafeMutablePointer<UInt64>(bitPattern: base + UInt(slot))!)
+        if let current = crate.current { visitData(of: current, visitor) }
+        for version in crate.retired { visitData(of: version, visitor) }
+    }
+
+    /// The `r` slots of a version's data, and of its `thread` data in every thread's block.
+    private func visitData(of version: CrateVersion, _ visitor: borrowing RootVisitor) {
+        for (index, object) in version.module.data.enumerated() where !object.managedSlots.isEmpty {
+            if object.isThreadLocal {
+                guard let offset = version.threadOffsets[index] else { continue }
+                for block in 0..<threadBlockCount {
+                    guard let base = threadBlocks[block] else { continue }
+                    for slot in object.managedSlots where offset + Int(slot) + 8 <= threadBlockBytes[block] {
+                        visitor.visit(UnsafeMutableRawPointer(base + offset + Int(slot)).assumingMemoryBound(to: UInt64.self))
+                    }
                 }
+                continue
+            }
+            guard index < version.dataAddresses.count, let base = version.dataAddresses[index] else { continue }
+            for slot in object.managedSlots {
+                visitor.visit(UnsafeMutablePointer<UInt64>(bitPattern: base + UInt(slot))!)
             }
         }
     }

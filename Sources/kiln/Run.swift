@@ -33,9 +33,11 @@ struct Run: ParsableCommand {
             crate); calls in progress finish in the old code. A fatal error of the program \
             (a call to an undefined symbol, or through the stub of a removed function) exits \
             with status 70, and so does running out of managed memory: --heap-max bounds the \
-            memory the managed heap's objects may take; a fault in the program's code (or a call \
-            to abort) prints the signal and a backtrace of crates, functions and IL lines and \
-            exits with 128 + the signal, unless the program handles that signal itself. Set \
+            memory the managed heap's objects may take, and --checked makes a wrong field, byte or \
+            length access of a managed object (an index out of bounds, an integer used as an \
+            object) such an error too; a fault in the program's code (or a call to abort) prints \
+            the signal and a backtrace of crates, functions and IL lines and exits with 128 + the \
+            signal, unless the program handles that signal itself. Set \
             KILN_STRESS=compact to compact the code heap at every entry into the runtime, \
             KILN_STRESS=collect (or collect:N) to collect the managed heap at every (Nth) \
             allocation and verify it after each collection; `collect,compact` does both.
@@ -51,6 +53,9 @@ struct Run: ParsableCommand {
 
     @Option(name: .customLong("heap-max"), help: ArgumentHelp("The most memory the managed heap's objects may take (K, M or G suffix).", valueName: "SIZE"))
     var heapMax: String?
+
+    @Flag(help: "Check every managed field, byte and length access (a wrong one is an error naming the function).")
+    var checked = false
 
     @Flag(help: "Reload a crate whenever its file changes, while the program runs.")
     var watch = false
@@ -79,6 +84,7 @@ struct Run: ParsableCommand {
         }
         var libraries = self.libraries
         var stats = self.stats
+        if checked { checkedReferences = true }
         if let heapMax, let problem = ManagedRuntime.configure(heapMax: heapMax) { throw ValidationError(problem) }
         var watch = self.watch
         var exportSymbols = self.exportSymbols
@@ -92,6 +98,9 @@ struct Run: ParsableCommand {
                 remaining = remaining.dropFirst()
             } else if first == "--stats" {
                 stats = true
+                remaining = remaining.dropFirst()
+            } else if first == "--checked" {
+                checkedReferences = true
                 remaining = remaining.dropFirst()
             } else if first == "--heap-max" || first.hasPrefix("--heap-max=") {
                 let value: String
@@ -203,6 +212,9 @@ func decodedCrateFile(_ path: String, contents bytes: [UInt8]) -> CompiledModule
     }
 }
 
+/// Whether IL is compiled with checked managed accesses (`kiln run --checked`).
+nonisolated(unsafe) var checkedReferences = false
+
 /// The compiled module of the contents of an IL file or a crate file (which is which, the
 /// contents say), named by `path`, or nil after printing why not.
 func compiledCrate(_ path: String, contents bytes: [UInt8]) -> CompiledModule? {
@@ -213,7 +225,7 @@ func compiledCrate(_ path: String, contents bytes: [UInt8]) -> CompiledModule? {
     }
     guard let module = frontEnd(SourceFile(name: path, bytes: bytes)) else { return nil }
     do {
-        return try compileModule(module)
+        return try compileModule(module, options: CodegenOptions(checksReferences: checkedReferences))
     } catch let error as CompileError {
         printError(error.diagnostic.rendered)
     } catch {

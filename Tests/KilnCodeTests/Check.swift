@@ -110,7 +110,7 @@ struct HandWrittenCrate {
     /// The whole file: header, body, total length and checksum.
     var bytes: [UInt8] {
         var file = Array("KILNCRAT".utf8)
-        for field: UInt32 in [2, 40, 0, 0] { withUnsafeBytes(of: field.littleEndian) { file += $0 } }
+        for field: UInt32 in [CrateFile.formatVersion, 40, 0, 0] { withUnsafeBytes(of: field.littleEndian) { file += $0 } }
         file += [UInt8](repeating: 0, count: 16) + body
         CrateFile.reseal(&file)
         return file

@@ -66,10 +66,10 @@ func le32(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) 
     }
 
     @Test func refusesOtherVersionsAndUnknownHeaderFields() {
-        expectRefused(patched(tiny, at: 8, le32(1)),
-                      "byte 8: format version 1 is older than this Kiln's (2): rebuild the crate file from its IL with `kiln build`")
-        expectRefused(patched(tiny, at: 8, le32(3)), "byte 8: format version 3, but this Kiln reads only version 2 (a newer Kiln wrote it)")
-        expectRefused(patched(tiny, at: 12, le32(48)), "byte 12: header length 48, but a version 2 header is 40 bytes")
+        expectRefused(patched(tiny, at: 8, le32(2)),
+                      "byte 8: format version 2 is older than this Kiln's (3): rebuild the crate file from its IL with `kiln build`")
+        expectRefused(patched(tiny, at: 8, le32(4)), "byte 8: format version 4, but this Kiln reads only version 3 (a newer Kiln wrote it)")
+        expectRefused(patched(tiny, at: 12, le32(48)), "byte 12: header length 48, but a version 3 header is 40 bytes")
         expectRefused(patched(tiny, at: 16, le32(4)), "byte 16: unknown header flags 0x4")
         expectRefused(patched(tiny, at: 20, le32(7)), "byte 20: reserved header field is 7, not 0")
     }
@@ -220,5 +220,20 @@ func le32(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.littleEndian) 
         // Relocation 2 follows relocation 0 and the name of its new import, "puts".
         let call = record + 20 + 8 + 20
         expectRefused(patched(tiny, at: call + 8, le32(7)), "invalid module: $main+0xb refers to function #7, which does not exist")
+    }
+
+    /// The collector rewrites the words a stack map lists: a map that lists anything but an
+    /// aligned word below the saved rbp is refused before the code is placed.
+    @Test func stackMapsListOnlyWordsOfTheFrame() {
+        for (slot, shown) in [(Int32(8), "rbp+8"), (-12, "rbp-12"), (0, "rbp+0"), (-(1 << 29), "rbp-536870912")] {
+            var module = tinyModule
+            module.functions[0].stackMaps = [StackMap(codeOffset: 10, frameSlots: [-8, slot])]
+            #expect(throws: InvalidModule("$main: stack map 0 lists frame slot \(shown), which is not an aligned word of the frame")) {
+                try module.validate()
+            }
+        }
+        var fine = tinyModule
+        fine.functions[0].stackMaps = [StackMap(codeOffset: 10, frameSlots: [-8, -(1 << 28)])]
+        #expect(throws: Never.self) { try fine.validate() }
     }
 }

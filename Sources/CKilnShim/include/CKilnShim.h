@@ -259,6 +259,13 @@ void kiln_unwind_deregister(void *handle, uintptr_t low);
 /// gets an alternate signal stack when crash reports are installed.
 const void *kiln_pthread_create_entry(void);
 
+/// Every thread's block and how many of its bytes are initialised, for the managed heap's
+/// collector, which calls it with the world stopped: it only tries the layout's lock (a
+/// stopped thread may hold it) and allocates nothing. Returns 1 with `*count` entries
+/// filled; 0 when the lock is busy, or when more than `capacity` blocks exist (then
+/// `*count` is how many, to size the arrays for the next try).
+int kiln_tls_try_snapshot(unsigned char **blocks, size_t *initialised, size_t capacity, size_t *count);
+
 // Managed heap (heap_entries.c, KilnLoader's ManagedRuntime.swift).
 //
 // Each thread has a pointer to its allocation record that generated code
@@ -273,7 +280,13 @@ typedef uint64_t (*kiln_heap_allocate_handler)(void *record, uint64_t header, ui
 /// The `$kiln.collect` handler.
 typedef void (*kiln_heap_collect_handler)(void *record, uintptr_t frame, uintptr_t return_address);
 
-void kiln_heap_install_handlers(kiln_heap_allocate_handler allocate, kiln_heap_collect_handler collect);
+/// The checked access handler (`kiln run --checked`): the address of a field, byte or header,
+/// never 0 (a wrong access ends the program).
+typedef uintptr_t (*kiln_heap_check_handler)(void *record, uint64_t object, int64_t index, uint32_t access,
+                                             uintptr_t return_address);
+
+void kiln_heap_install_handlers(kiln_heap_allocate_handler allocate, kiln_heap_collect_handler collect,
+                                kiln_heap_check_handler check);
 /// The offset of the calling thread's record pointer from its thread pointer (fs:0); the
 /// same in every thread.
 intptr_t kiln_heap_record_offset(void);
@@ -288,6 +301,8 @@ uintptr_t kiln_heap_entry_return(void);
 /// The entries' addresses, for slots: `uint64_t allocate(uint64_t header)` and `void collect(void)`.
 void *kiln_heap_allocate_entry(void);
 void *kiln_heap_collect_entry(void);
+/// `uintptr_t check(uint64_t object, int64_t index, uint32_t access)`.
+void *kiln_heap_check_entry(void);
 /// The calling thread's stack top as noted by the runtime (0 until noted).
 uintptr_t kiln_heap_thread_stack_top(void);
 void kiln_heap_set_thread_stack_top(uintptr_t top);
