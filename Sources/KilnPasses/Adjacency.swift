@@ -26,14 +26,26 @@ public struct Adjacency: Sendable {
         var start = [Int](repeating: 0, count: count + 1)
         for pair in pairs { start[pair.node + 1] += 1 }
         for node in 0..<count { start[node + 1] += start[node] }
-        var next = start
         var items = [Int](repeating: 0, count: pairs.count)
         for pair in pairs {
-            items[next[pair.node]] = pair.item
-            next[pair.node] += 1
+            items[start[pair.node]] = pair.item
+            start[pair.node] += 1
         }
+        Adjacency.restore(&start)
         self.start = start
         self.items = items
+    }
+
+    /// After the items were placed with `start[node]` as each node's cursor, every entry holds
+    /// where the next node starts: moving them up by one gives the starts back. (Using the starts
+    /// as cursors saves a copy of the array for every list built, and lists are built often.)
+    private static func restore(_ start: inout [Int]) {
+        var node = start.count - 1
+        while node > 0 {
+            start[node] = start[node - 1]
+            node -= 1
+        }
+        start[0] = 0
     }
 
     /// The same, from two parallel arrays (nodes and items), which avoids building tuples.
@@ -41,12 +53,12 @@ public struct Adjacency: Sendable {
         var start = [Int](repeating: 0, count: count + 1)
         for node in nodes { start[Int(node) + 1] += 1 }
         for node in 0..<count { start[node + 1] += start[node] }
-        var next = start
         var items = [Int](repeating: 0, count: nodes.count)
         for (node, item) in zip(nodes, pairedItems) {
-            items[next[Int(node)]] = Int(item)
-            next[Int(node)] += 1
+            items[start[Int(node)]] = Int(item)
+            start[Int(node)] += 1
         }
+        Adjacency.restore(&start)
         self.start = start
         self.items = items
     }

@@ -27,7 +27,7 @@ let benchmarks: [Benchmark] = [
               summary: "run time of Benchmarks/programs: gcc -O2/-O0, qbe, kiln run [--runs N] [--kiln PATH] [--qbe PATH] [--only NAME,...] [--dir DIR]",
               run: runProgramsBenchmark),
     Benchmark(name: "compile",
-              summary: "IL lines/s to runnable code, kiln vs qbe + as [--runs N] [--qbe PATH] [--cproc PATH] [--files F...] [--sources C...] [--lines N] [--keep DIR]",
+              summary: "IL lines/s and callgrind instructions per line, kiln vs qbe + as [--runs N] [--qbe PATH] [--cproc PATH] [--files F...] [--sources C...] [--qbe-tests DIR] [--lua-il DIR] [--lines N] [--keep DIR] [--kiln PATH] [--instructions yes|no]",
               run: runCompileBenchmark),
     Benchmark(name: "growth",
               summary: "compile time and peak memory per line of generated functions at 1k, 10k, 100k [--runs N] [--sizes N,...] [--only SHAPE,...]",
