@@ -69,7 +69,7 @@ private let programSource = """
         #expect(result.status == 0, "\(result.error)")
         #expect(result.error.isEmpty, "\(result.error)")
         #expect(result.output == """
-            kiln 0.1.0 (crate file format 2)
+            kiln 0.1.0 (crate file format 3)
             v1: scale(7) = 70, apply(add_one, 4) = 50
             v2: scale(7) = 700, apply(add_one, 4) = 500
             broken reload: 3: scale.ssa:3:6: error: temporary %nothing is used but never defined

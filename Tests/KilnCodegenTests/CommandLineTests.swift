@@ -11,7 +11,7 @@ import Testing
     @Test func versionIsPrinted() throws {
         let result = try runKiln(["--version"])
         #expect(result.status == 0)
-        #expect(result.output == "kiln 0.1.0 (crate file format 2)\n", "\(result.output)")
+        #expect(result.output == "kiln 0.1.0 (crate file format 3)\n", "\(result.output)")
     }
 
     @Test func unknownOptionsAreNamedAsSuch() throws {
