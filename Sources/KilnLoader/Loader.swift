@@ -169,6 +169,7 @@ public final class Loader {
         // exception passing through) leaves its frames by rbp.
         unwindRule = kiln_unwind_register(heap.codeBase, heap.codeBase + UInt(heap.region.halfSize))
         if GdbJit.isWanted { codeEvents.listeners.append(GdbJit(heap: heap)) }
+        if Self.perfWanted { try writePerfJitDump() }
         roots.resolverReturn = routines.resolverReturn
         try link(library: "libm.so.6")
         for library in linkLibraries { try link(library: library) }

@@ -17,7 +17,7 @@ struct Run: ParsableCommand {
             called; kiln exits with its result after flushing C's output streams. Calls \
             between crates go through each crate's TOC and are bound on first call: a \
             symbol nothing defines is an error when it is first called. Other symbols \
-            resolve against libc, libm and the --link libraries. --link and --stats may \
+            resolve against libc, libm and the --link libraries. --link, --stats, --watch and --perf may \
             come before or right after the files; everything after them (or after --) \
             goes to the program: `kiln run main.ssa util.kcrate a b`, \
             `kiln run prog.ssa --link lib.so -- --verbose`. With --watch, a crate whose file \
@@ -45,11 +45,14 @@ struct Run: ParsableCommand {
     @Flag(help: "Reload a crate whenever its file changes, while the program runs.")
     var watch = false
 
+    @Flag(help: "Write perf's jitdump file (jit-PID.dump, in KILN_PERF_DIR or here) for `perf inject --jit`; also KILN_PERF=1.")
+    var perf = false
+
     @Argument(parsing: .captureForPassthrough, help: "The crates (IL or crate files), then the program's arguments.")
     var arguments: [String] = []
 
     /// The crates, the `--link` libraries, the flags, and the program's arguments.
-    func split() throws -> (crates: [String], libraries: [String], stats: Bool, watch: Bool, program: [String]) {
+    func split() throws -> (crates: [String], libraries: [String], stats: Bool, watch: Bool, perf: Bool, program: [String]) {
         // The arguments are captured whole (the program's own options must pass through),
         // so a leading --help has to be recognised here.
         if let first = arguments.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
@@ -62,6 +65,7 @@ struct Run: ParsableCommand {
         var libraries = self.libraries
         var stats = self.stats
         var watch = self.watch
+        var perf = self.perf
         while let first = remaining.first {
             if first == "--link" {
                 guard remaining.count >= 2 else { throw ValidationError("--link needs a shared object") }
@@ -76,6 +80,9 @@ struct Run: ParsableCommand {
             } else if first == "--watch" {
                 watch = true
                 remaining = remaining.dropFirst()
+            } else if first == "--perf" {
+                perf = true
+                remaining = remaining.dropFirst()
             } else {
                 break
             }
@@ -84,11 +91,11 @@ struct Run: ParsableCommand {
         guard !crates.isEmpty else {
             throw ValidationError("name at least one IL file (.ssa, .il, .qbe) or crate file (.kcrate)")
         }
-        return (crates, libraries, stats, watch, Array(remaining))
+        return (crates, libraries, stats, watch, perf, Array(remaining))
     }
 
     func run() throws {
-        let (paths, libraries, stats, watch, program) = try split()
+        let (paths, libraries, stats, watch, perf, program) = try split()
         var modules: [CompiledModule] = []
         for path in paths {
             guard let module = compiledCrate(path) else { throw ExitCode(1) }
@@ -98,6 +105,7 @@ struct Run: ParsableCommand {
         let loader: Loader
         do {
             loader = try Loader(linkLibraries: libraries)
+            if perf { try loader.writePerfJitDump() }
             let crates = try loader.load(modules)
             guard let main = crates.first(where: { crate in
                 crate.functionIndex(named: "main").map { crate.module.functions[$0].isExported } ?? false
