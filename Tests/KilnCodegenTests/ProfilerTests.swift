@@ -53,7 +53,7 @@ import Testing
 
     static func u64(_ bytes: [UInt8], _ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * $1) } }
 
-    @Test(arguments: [["KILN_STRESS": "compact"], ["KILN_PERF": "1"]])
+    @Test(arguments: [["KILN_STRESS": "compact"], ["KILN_PERF": "1", "KILN_STRESS": ""]])
     func theDumpHasLoadsDebugInfoAndMoves(_ environment: [String: String]) throws {
         let directory = try Self.directory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
