@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 int kiln_memfd_create(const char *name) {
     return memfd_create(name, MFD_CLOEXEC);
@@ -31,6 +32,10 @@ static void find_stack(void) {
     size_t size = 0;
     if (pthread_attr_getstack(&attributes, &address, &size) == 0) cached_stack_top = (uintptr_t)address + size;
     pthread_attr_destroy(&attributes);
+}
+
+int32_t kiln_thread_id(void) {
+    return (int32_t)gettid();
 }
 
 uintptr_t kiln_stack_top(void) {

@@ -181,6 +181,7 @@ public final class Loader {
         // exception passing through) leaves its frames by rbp.
         unwindRule = kiln_unwind_register(heap.codeBase, heap.codeBase + UInt(heap.region.halfSize))
         if GdbJit.isWanted { codeEvents.listeners.append(GdbJit(heap: heap)) }
+        if Self.perfWanted { try writePerfJitDump() }
         roots.resolverReturn = routines.resolverReturn
         roots.resolverReturnOffSegment = routines.resolverReturnOffSegment
         if options.procs { procSystem = try ProcSystem(loader: self, limits: options.procLimits) }

@@ -245,6 +245,26 @@ extension System {
         munmap(memory, 256 << 10)
     }
 
+    // MARK: Files for tools (JitDump.swift)
+
+    /// Creates (or empties) `path` for writing; returns its descriptor (close-on-exec).
+    static func createFile(_ path: String) throws(SystemError) -> Int32 {
+        let descriptor = open(path, O_CREAT | O_TRUNC | O_RDWR | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw SystemError("open(\(path))") }
+        return descriptor
+    }
+
+    /// Maps the first page of `descriptor` readable and executable, and keeps it: perf
+    /// records executable mappings, and that is how it finds a jitdump file.
+    static func mapForPerf(_ descriptor: Int32) throws(SystemError) {
+        let address = mmap(nil, pageSize, PROT_READ | PROT_EXEC, MAP_PRIVATE, descriptor, 0)
+        guard let address, address != MAP_FAILED else { throw SystemError("mmap(jitdump marker)") }
+    }
+
+    static var processID: Int32 { getpid() }
+    /// The calling thread's kernel id.
+    static var threadID: Int32 { kiln_thread_id() }
+
     /// The current directory, or "" if unknown.
     static var currentDirectory: String {
         guard let path = getcwd(nil, 0) else { return "" }

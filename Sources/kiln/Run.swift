@@ -22,7 +22,7 @@ struct Run: ParsableCommand {
             resolve against libc, libm and the --link libraries. With --export-symbols, the \
             crates' exported functions are also symbols that shared objects the program \
             opens later with dlopen resolve (through stubs that follow reloads). --link, \
-            --stats, --watch and --export-symbols may come before or right after the files; \
+            --stats, --watch, --export-symbols and --perf may come before or right after the files; \
             everything after them (or after --) goes to the program: `kiln run main.ssa util.kcrate a b`, \
             `kiln run prog.ssa --link lib.so -- --verbose`. With --watch, a crate whose file \
             changes is recompiled and reloaded while the program runs, once the file has \
@@ -63,12 +63,15 @@ struct Run: ParsableCommand {
     @Flag(help: "Make the crates' exported functions visible to shared objects the program opens with dlopen.")
     var exportSymbols = false
 
+    @Flag(help: "Write perf's jitdump file (jit-PID.dump, in KILN_PERF_DIR or here) for `perf inject --jit`; also KILN_PERF=1.")
+    var perf = false
+
     @Argument(parsing: .captureForPassthrough, help: "The crates (IL or crate files), then the program's arguments.")
     var arguments: [String] = []
 
     /// The crates, the `--link` libraries, the flags, and the program's arguments.
     func split() throws -> (crates: [String], libraries: [String], stats: Bool, watch: Bool, exportSymbols: Bool,
-                            program: [String]) {
+                            perf: Bool, program: [String]) {
         // The arguments are captured whole (the program's own options must pass through),
         // so a leading --help has to be recognised here, and a leading option that is not
         // one of kiln's is an error rather than the name of a crate.
@@ -88,6 +91,7 @@ struct Run: ParsableCommand {
         if let heapMax, let problem = ManagedRuntime.configure(heapMax: heapMax) { throw ValidationError(problem) }
         var watch = self.watch
         var exportSymbols = self.exportSymbols
+        var perf = self.perf
         while let first = remaining.first {
             if first == "--link" {
                 guard remaining.count >= 2 else { throw ValidationError("--link needs a shared object") }
@@ -118,6 +122,8 @@ struct Run: ParsableCommand {
                 remaining = remaining.dropFirst()
             } else if first == "--export-symbols" {
                 exportSymbols = true
+            } else if first == "--perf" {
+                perf = true
                 remaining = remaining.dropFirst()
             } else {
                 break
@@ -127,11 +133,11 @@ struct Run: ParsableCommand {
         guard !crates.isEmpty else {
             throw ValidationError("name at least one IL file or crate file")
         }
-        return (crates, libraries, stats, watch, exportSymbols, Array(remaining))
+        return (crates, libraries, stats, watch, exportSymbols, perf, Array(remaining))
     }
 
     func run() throws {
-        let (paths, libraries, stats, watch, exportSymbols, program) = try split()
+        let (paths, libraries, stats, watch, exportSymbols, perf, program) = try split()
         var modules: [CompiledModule] = []
         for path in paths {
             guard let module = compiledCrate(path) else { throw ExitCode(1) }
@@ -152,6 +158,7 @@ struct Run: ParsableCommand {
                     if let heap = ManagedRuntime.statisticsText { printError(heap) }
                 }
             }
+            if perf { try loader.writePerfJitDump() }
             let crates = try loader.load(modules)
             guard let main = crates.first(where: { crate in
                 crate.functionIndex(named: "main").map { crate.module.functions[$0].isExported } ?? false

@@ -16,6 +16,9 @@ int kiln_memfd_create(const char *name);
 /// fallocate(PUNCH_HOLE | KEEP_SIZE): frees a range of a file's pages. 0, or -1 and errno.
 int kiln_punch_hole(int fd, int64_t offset, int64_t count);
 
+/// The calling thread's kernel id (gettid, which Swift does not import).
+int32_t kiln_thread_id(void);
+
 /// The highest address (exclusive) of the calling thread's stack, or 0 if unknown.
 uintptr_t kiln_stack_top(void);
 
