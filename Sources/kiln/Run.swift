@@ -122,6 +122,7 @@ struct Run: ParsableCommand {
                 remaining = remaining.dropFirst()
             } else if first == "--export-symbols" {
                 exportSymbols = true
+                remaining = remaining.dropFirst()
             } else if first == "--perf" {
                 perf = true
                 remaining = remaining.dropFirst()
