@@ -141,8 +141,8 @@ extension Loader {
         if let procs = procSystem, procs.isRunning, procs.isOnProcStacks(low) {
             roots.scanProcThread(heap, procs, framePointer: framePointer, low: low)
         } else {
+            // Procs run on another thread: their stacks are read once the world is stopped.
             roots.scanOwnStack(heap, framePointer: framePointer, low: low)
-            if let procs = procSystem, procs.isRunning { roots.scanParkedProcs(heap, procs) }
         }
         let ownPins = roots.pinned.count
         var attempt = 0

@@ -63,6 +63,8 @@ final class RootScan {
     /// Where the resolver's call into the loader returns (RuntimeRoutines).
     var resolverReturn: UInt = 0
     var resolverReturnOffSegment: UInt = 0
+    /// Where the proc thread's stack pointer was on proc stacks at the last stop (0: elsewhere).
+    private var procThreadStackPointer: UInt = 0
     /// Numbers this scan's marks on blocks.
     private var epoch: UInt64 = 0
 
@@ -268,6 +270,14 @@ final class RootScan {
     /// refers to code at all makes the scan incomplete: it could wake and run that code.
     /// Allocates nothing.
     func scanStoppedThreads(_ heap: CodeHeap, _ world: borrowing StoppedWorld, procs: ProcSystem?) {
+        procThreadStackPointer = 0
+        defer {
+            // The procs of another thread: every segment and the C stack. Their tables are
+            // read only when that thread was stopped outside the runtime's Swift.
+            if let procs, procs.isRunning, !procs.isControllerThread {
+                if procs.isConsistent { scanStoppedProcThread(heap, procs, sp: procThreadStackPointer) } else { isComplete = false }
+            }
+        }
         if !world.isComplete { isComplete = false }
         unresponsiveThreads = world.unresponsive
         for index in 0..<world.count where world.isStopped(index) || world.isQuiet(index) {
@@ -285,8 +295,8 @@ final class RootScan {
             let high = thread.pointee.stack_high
             let sp = thread.pointee.registers.7
             if let procs, procs.isRunning, procs.isOnProcStacks(sp) {
-                // The proc thread, on a segment or the C stack: its stacks are known exactly.
-                scanStoppedProcThread(heap, procs, sp: sp)
+                // The proc thread, on a segment or the C stack: scanned below, with every proc.
+                procThreadStackPointer = sp
                 continue
             }
             guard high != 0 else {
@@ -317,11 +327,13 @@ final class RootScan {
                 word += 8
             }
         }
-        if sp >= procs.cStackLow && sp < procs.cStackHigh { scan(max(sp &- 128, procs.cStackLow), procs.cStackHigh) }
+        // sp is 0 when the thread was stopped on its own stack (scanned with the others).
+        let onC = sp >= procs.cStackLow && sp < procs.cStackHigh
+        scan(onC ? max(sp &- 128, procs.cStackLow) : procs.cStackLow, procs.cStackHigh)
         if let running = procs.running {
             procs.forEachSegment(of: running, from: procs.stacks.contains(sp) ? sp &- 128 : running.segment.base) { scan($0, $1) }
         }
         procs.forEachParkedStack({ scan($0, $1) }, precise: { _ in })
-        scan(procGlobals.pointee.scheduler_rsp, procs.schedulerStackTop)
+        if sp != 0 { scan(procGlobals.pointee.scheduler_rsp, procs.schedulerStackTop) }
     }
 }

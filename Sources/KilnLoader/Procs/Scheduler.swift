@@ -314,8 +314,21 @@ final class ProcSystem {
             System.writeStandardError("kiln: error: \(message)\n")
             _exit(70)
         }
+        system.inRuntime = true
+        defer { system.inRuntime = false }
         return body(system)
     }
+
+    /// Whether the proc thread runs the runtime's Swift (the scheduler, a service, growing
+    /// a stack), where the tables of procs may be half changed: a thread that stops the
+    /// world then must not read them (`isConsistent`), and tries again later.
+    var inRuntime = false
+
+    /// Whether another thread, having stopped the world, may read the procs' tables now.
+    var isConsistent: Bool { !inRuntime || isControllerThread }
+
+    /// Whether the calling thread is the proc thread.
+    var isControllerThread: Bool { thread.map { pthread_equal($0, pthread_self()) != 0 } ?? false }
 
     // MARK: Scheduling
 
@@ -324,6 +337,7 @@ final class ProcSystem {
     func run(entry: UInt, arguments: (UInt, UInt, UInt)) throws(LoadError) -> Int32 {
         guard Self.active == nil else { throw .invalidArgument("procs already run on another thread of this process") }
         Self.active = self
+        inRuntime = true
         thread = pthread_self()
         schedulerStackTop = System.stackTop()
         procGlobals.pointee.region_low = stacks.low
@@ -331,6 +345,7 @@ final class ProcSystem {
         procGlobals.pointee.native_rsp = cStackHigh - 64
         defer {
             Self.active = nil
+            inRuntime = false
             thread = nil
             stackLimitWord.pointee = 0
             procGlobals.pointee.current = 0
@@ -360,7 +375,9 @@ final class ProcSystem {
             procGlobals.pointee.switches &+= 1
             procGlobals.pointee.current = UInt(bitPattern: proc.savedRsp)
             stackLimitWord.pointee = proc.segment.limit
+            inRuntime = false
             swap(schedulerRspWord, proc.savedRsp.pointee)
+            inRuntime = true
             stackLimitWord.pointee = 0
             procGlobals.pointee.current = 0
             running = nil
@@ -469,6 +486,8 @@ final class ProcSystem {
 
     /// The proc returned from its function (`start`).
     func finish(result: UInt) {
+        inRuntime = true
+        defer { inRuntime = false }
         guard let proc = running else { return }
         proc.result = result
         proc.state = .finished
@@ -478,6 +497,8 @@ final class ProcSystem {
     /// ProcRoutines), `wanted` the lowest address the function needs. Returns the new
     /// stack pointer, or 0 when the proc has to end (its stack is over the limit).
     func grow(frame: UInt, wanted: UInt) -> UInt {
+        inRuntime = true
+        defer { inRuntime = false }
         guard let proc = running else { loader.fail("internal error: a segment grew with no proc running") }
         if procGlobals.pointee.preempt != 0 {
             // The ticker asked the proc to give the thread up: park it (the routine keeps its
@@ -531,6 +552,8 @@ final class ProcSystem {
     /// The function that grew a segment returned: back to the segment before, keeping the
     /// one it leaves as the proc's spare. Returns where the stack pointer goes.
     func shrink() -> UInt {
+        inRuntime = true
+        defer { inRuntime = false }
         guard let proc = running, let previous = proc.segment.previous else {
             loader.fail("internal error: a segment was given back with no proc or none before it")
         }
@@ -555,6 +578,8 @@ final class ProcSystem {
     /// A fault in the running proc's own code (the crash handler sent it here, on the C
     /// stack): the proc ends with a one-line report, its links are told, the others go on.
     func faulted(signal: Int32, address: UInt, pc: UInt, frame: UInt) {
+        inRuntime = true
+        defer { inRuntime = false }
         guard let proc = running else { return }
         let name = String(cString: strsignal(signal))
         let place = loader.describeFrame(at: pc).map { $0.isEmpty ? "" : " in \($0)" } ?? ""
