@@ -24,7 +24,9 @@ extension Loader {
     /// and so each thread the program starts, so that a stack overflow is reported too.
     /// Call it before the program runs: a handler the program installs later replaces
     /// Kiln's. The loader is kept until the process exits.
+    /// `KILN_CRASH_REPORTS=0` leaves the signals as they were (a crash is then Swift's dump).
     public func installCrashReports() throws(LoadError) {
+        guard System.environmentValue("KILN_CRASH_REPORTS") != "0" else { return }
         keepUntilExit()
         guard kiln_crash_install(Self.crashDescriber, Unmanaged.passUnretained(self).toOpaque()) == 0 else {
             throw .system(SystemError("sigaction", message: "cannot install the crash handlers"))

@@ -51,6 +51,14 @@ import Testing
         return (u32(20), records)
     }
 
+    /// Whether a line of `perf report --stdio` is a row of the table (`  93.86%  ...`), not a
+    /// comment or one of perf's warnings.
+    static func isRow(_ line: Substring) -> Bool {
+        let trimmed = line.drop { $0 == " " }
+        guard let percent = trimmed.firstIndex(of: "%") else { return false }
+        return !trimmed[..<percent].isEmpty && trimmed[..<percent].allSatisfy { $0.isNumber || $0 == "." }
+    }
+
     static func u64(_ bytes: [UInt8], _ at: Int) -> UInt64 { (0..<8).reduce(0) { $0 | UInt64(bytes[at + $1]) << (8 * $1) } }
 
     @Test(arguments: [["KILN_STRESS": "compact"], ["KILN_PERF": "1", "KILN_STRESS": ""]])
@@ -107,11 +115,11 @@ import Testing
         let inject = try runUnblocked([Self.perf, "inject", "--jit", "-i", recorded, "-o", injected])
         try #require(inject.status == 0, "\(inject.output)")
         let symbols = try runUnblocked([Self.perf, "report", "-i", injected, "--stdio", "--sort", "sym"])
-        let top = symbols.output.split(separator: "\n").first { !$0.hasPrefix("#") && !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        let top = symbols.output.split(separator: "\n").first(where: Self.isRow)
         #expect(top?.hasSuffix("[.] spin") == true, "\(symbols.output)")
         let lines = try runUnblocked([Self.perf, "report", "-i", injected, "--stdio", "--sort", "srcline"])
         let loop = try CrashReportTests.line(of: "mul %acc", in: Self.program)
-        let hot = lines.output.split(separator: "\n").first { !$0.hasPrefix("#") && !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        let hot = lines.output.split(separator: "\n").first(where: Self.isRow)
         // The loop's lines (its multiply, add, increment, compare and branch).
         #expect(hot.map { line in (loop...(loop + 4)).contains { line.hasSuffix("hot.ssa:\($0)") } } == true, "\(lines.output)")
     }
