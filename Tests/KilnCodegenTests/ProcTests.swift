@@ -135,6 +135,96 @@ private func writeProgram(_ text: String) throws -> String {
         #expect(result.output == "main ran again while the spinner spun; the spinner stopped (spun: 1)\n")
     }
 
+    /// A reload while 100 procs wait inside the function it replaces: they finish in the old
+    /// code (kept while they are there), a proc spawned afterwards runs the new.
+    @Test(arguments: ["", "compact"]) func procsParkedInReloadedCodeFinishThere(stress: String) throws {
+        let directory = try scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let worker = """
+            export function $work(r %x) {
+            @start
+            	%m =r call $kiln.receive()
+            	call $puts(l $old)
+            	ret
+            }
+            export function w $probe() {
+            @start
+            	ret 1
+            }
+            data $old = { b "old", b 0 }
+            data $new = { b "new", b 0 }
+            """
+        let main = """
+            export function w $main() {
+            @start
+            	%i =l copy 0
+            @spawn
+            	%p =l call $kiln.spawn(l $work, r 0)
+            	%i =l add %i, 1
+            	%c =w csltl %i, 100
+            	jnz %c, @spawn, @parked
+            @parked
+            	call $kiln.yield()
+            	call $puts(l $ready)
+            	%f =w call $fflush(l 0)
+            	%tries =l copy 0
+            @wait
+            	%m =r call $kiln.receive_within(l 20000000)
+            	%v =w call $probe()
+            	%tries =l add %tries, 1
+            	%reloaded =w ceqw %v, 2
+            	jnz %reloaded, @send, @again
+            @again
+            	%more =w csltl %tries, 500
+            	jnz %more, @wait, @send
+            @send
+            	%k =l copy 2
+            @next
+            	%s =w call $kiln.send(l %k, r 0)
+            	%k =l add %k, 1
+            	%d =w csltl %k, 102
+            	jnz %d, @next, @fresh
+            @fresh
+            	%q =l call $kiln.spawn(l $work, r 0)
+            	call $kiln.yield()
+            	%s2 =w call $kiln.send(l %q, r 0)
+            	call $kiln.yield()
+            	ret 0
+            }
+            data $ready = { b "parked", b 0 }
+            """
+        try worker.write(toFile: directory + "/worker.ssa", atomically: false, encoding: .utf8)
+        try main.write(toFile: directory + "/main.ssa", atomically: false, encoding: .utf8)
+        let seen = directory + "/seen"
+        FileManager.default.createFile(atPath: seen, contents: nil)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try kilnExecutable())
+        process.arguments = ["run", "--watch", directory + "/main.ssa", directory + "/worker.ssa"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["KILN_STRESS"] = stress
+        process.environment = environment
+        let error = Pipe()
+        process.standardOutput = FileHandle(forWritingAtPath: seen)
+        process.standardError = error
+        try process.run()
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, !((try? String(contentsOfFile: seen, encoding: .utf8)) ?? "").contains("parked") {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        try worker.replacingOccurrences(of: "call $puts(l $old)", with: "call $puts(l $new)")
+            .replacingOccurrences(of: "\tret 1", with: "\tret 2")
+            .write(toFile: directory + "/worker.ssa", atomically: false, encoding: .utf8)
+        let errorData = error.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let errors = String(decoding: errorData, as: UTF8.self)
+        let lines = ((try? String(contentsOfFile: seen, encoding: .utf8)) ?? "").split(separator: "\n")
+        #expect(process.terminationStatus == 0, "\(errors)")
+        #expect(lines.filter { $0 == "old" }.count == 100, "\(lines)")
+        #expect(lines.last == "new", "\(lines)")
+        // $probe, which nothing runs, is rewritten in place; $work, where procs wait, is not.
+        #expect(errors.contains("worker.ssa v2: 2 changed (1 in place)"), "\(errors)")
+    }
+
     /// A proc whose recursion never ends is ended at its stack limit; the others go on.
     @Test func aRunawayProcEndsAlone() throws {
         let path = try writeProgram("""

@@ -363,7 +363,12 @@ final class ProcSystem {
             throw .invalidArgument("no room for the first proc's stack")
         }
         while main.state != .finished {
-            if !timers.isEmpty { wakeTimedOut(waiting: runQueue.isEmpty) }
+            // A sleep until the earliest time limit may end early (a signal: the runtime's
+            // stops, the program's own): sleep again until some proc can run.
+            while !timers.isEmpty {
+                wakeTimedOut(waiting: runQueue.isEmpty)
+                if !runQueue.isEmpty { break }
+            }
             guard let proc = nextRunnable() else {
                 loader.fail("every proc waits in $kiln.receive and none can send: proc \(main.id) (main) waits forever")
             }
@@ -414,7 +419,10 @@ final class ProcSystem {
     private func wakeTimedOut(waiting: Bool) {
         var now = UInt64(System.monotonicNanoseconds())
         if waiting, let earliest = timers.map(\.deadline).min(), earliest > now {
+            // Nothing changes the tables while the thread sleeps: a stop may read them.
+            inRuntime = false
             System.sleep(microseconds: Int((earliest - now + 999) / 1000))
+            inRuntime = true
             now = UInt64(System.monotonicNanoseconds())
         }
         timers.removeAll { entry in
