@@ -328,8 +328,8 @@ final class RootScan {
             }
         }
         // sp is 0 when the thread was stopped on its own stack (scanned with the others).
-        let onC = sp >= procs.cStackLow && sp < procs.cStackHigh
-        scan(onC ? max(sp &- 128, procs.cStackLow) : procs.cStackLow, procs.cStackHigh)
+        // The C stack holds frames only while a proc's call into C runs on it.
+        if sp >= procs.cStackLow && sp < procs.cStackHigh { scan(max(sp &- 128, procs.cStackLow), procs.cStackHigh) }
         if let running = procs.running {
             procs.forEachSegment(of: running, from: procs.stacks.contains(sp) ? sp &- 128 : running.segment.base) { scan($0, $1) }
         }

@@ -14,7 +14,7 @@ import Glibc
 #endif
 
 func runProcsBenchmark(_ arguments: [String]) throws {
-    let options = try Options(arguments, allowed: ["kiln", "dir", "spawn", "ring-procs", "ring-rounds", "pingpong", "runs"])
+    let options = try Options(arguments, allowed: ["kiln", "dir", "spawn", "ring-procs", "ring-rounds", "pingpong", "runs", "reload-procs"])
     let directory = try benchmarkDirectory("procs", marker: "ring.ssa", given: options.string("dir"))
     guard let kiln = options.string("kiln") ?? executablePath().map({ directoryName($0) + "/kiln" }), isExecutable(kiln) else {
         throw UsageError(description: "no kiln executable beside kiln-bench; build it or pass --kiln")
@@ -47,6 +47,30 @@ func runProcsBenchmark(_ arguments: [String]) throws {
         }
         // The best run: the line whose first figure is smallest (every figure is a cost).
         if let best = lines.min(by: { firstFigure($0) < firstFigure($1) }) { print("  " + best) }
+    }
+
+    // A reload under parked procs: `kiln run --watch` reports how long the reload took.
+    let parked = try options.integer("reload-procs", default: 10_000)
+    let worker = scratch.file("worker.ssa"), newVersion = scratch.file("new.ssa")
+    let original = String(decoding: try readFile(directory + "/reload-worker.ssa"), as: UTF8.self)
+    var best: Int?
+    for _ in 0..<runs {
+        try write(Array(original.utf8), to: worker)
+        try write(Array(original.replacing("call $strlen(l $old)", with: "call $strlen(l $new)")
+                        .replacing("\tret 1", with: "\tret 2").utf8), to: newVersion)
+        let result = try runProcess([kiln, "run", "--watch", directory + "/common.ssa", directory + "/reload-main.ssa", worker,
+                                     "--", String(parked), newVersion, worker], in: scratch)
+        let errors = String(decoding: result.errors, as: UTF8.self)
+        guard result.status == 0, String(decoding: result.output, as: UTF8.self).hasSuffix("reloaded 1\n"),
+              let range = errors.firstRange(of: " blocks freed in "), let end = errors[range.upperBound...].firstIndex(of: " "),
+              let microseconds = Int(errors[range.upperBound..<end]) else {
+            print("  reload: failed (status \(result.status)): \(errors)")
+            break
+        }
+        best = min(best ?? .max, microseconds)
+    }
+    if let best {
+        print("  reload: \(parked) procs parked in the reloaded function, reloaded in \(best) µs; every one finished in the old code")
     }
 
     let peer = directory + "/erlang/procs_bench.erl"

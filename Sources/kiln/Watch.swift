@@ -96,7 +96,11 @@ func startWatching(_ paths: [String], loader: Loader) {
                     var attempt = 0
                     while true {
                         do {
-                            printError("kiln: reloaded \(try shared.loader.reload(crateNamed: path, with: module))")
+                            let start = clock.now
+                            let report = try shared.loader.reload(crateNamed: path, with: module)
+                            let elapsed = (clock.now - start).components
+                            let microseconds = elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000
+                            printError("kiln: reloaded \(report) in \(microseconds) µs")
                             break
                         } catch LoadError.threadsNotStopped(_) where attempt < 20 {
                             attempt += 1
