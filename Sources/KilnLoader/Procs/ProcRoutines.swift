@@ -62,7 +62,6 @@ struct ProcRoutines {
     init(heap: CodeHeap, stacks: ProcStacks, grow growEntry: GrowEntry, shrink shrinkEntry: ShrinkEntry, exit exitEntry: ExitEntry, fault faultEntry: FaultEntry) throws(LoadError) {
         var buffer = CodeBuffer()
         let globals = Self.globals
-        let low = Int64(Int(bitPattern: stacks.low)), high = Int64(Int(bitPattern: stacks.high))
 
         // swap
         let swapOffset = 0
@@ -112,12 +111,7 @@ struct ProcRoutines {
         buffer.push(.r11)
         buffer.mov(.b64, .r11, imm: globals)
         buffer.mov(.b64, Memory(base: .r11, displacement: Self.gprs), .rax)
-        buffer.mov(.b64, .rax, imm: low)
-        buffer.alu(.cmp, .b64, .rsp, .rax)
-        buffer.jcc(.b, to: spurious)
-        buffer.mov(.b64, .rax, imm: high)
-        buffer.alu(.cmp, .b64, .rsp, .rax)
-        buffer.jcc(.ae, to: spurious)
+        Self.unlessOnSegment(&buffer, stacks, scratch: .rax, goTo: spurious)
         // A preemption request goes to Swift, which parks the proc.
         buffer.alu(.cmp, .b64, Memory(base: .r11, displacement: Self.preempt), imm: 0)
         buffer.jcc(.ne, to: slow)
@@ -298,12 +292,7 @@ struct ProcRoutines {
         // nativeCall: r11 = the C function.
         let nativeOffset = buffer.count
         let direct = buffer.makeLabel()
-        buffer.mov(.b64, .r10, imm: low)
-        buffer.alu(.cmp, .b64, .rsp, .r10)
-        buffer.jcc(.b, to: direct)
-        buffer.mov(.b64, .r10, imm: high)
-        buffer.alu(.cmp, .b64, .rsp, .r10)
-        buffer.jcc(.ae, to: direct)
+        Self.unlessOnSegment(&buffer, stacks, scratch: .r10, goTo: direct)
         buffer.push(.rbp)
         buffer.mov(.b64, .rbp, .rsp)
         buffer.mov(.b64, .r10, imm: globals)
@@ -355,12 +344,7 @@ struct ProcRoutines {
         buffer.push(.rsi)
         try! buffer.bind(retry)
         buffer.mov(.b64, .rdx, .rbp)
-        buffer.mov(.b64, .rax, imm: Int64(Int(bitPattern: stacks.low)))
-        buffer.alu(.cmp, .b64, .rsp, .rax)
-        buffer.jcc(.b, to: native)
-        buffer.mov(.b64, .rax, imm: Int64(Int(bitPattern: stacks.high)))
-        buffer.alu(.cmp, .b64, .rsp, .rax)
-        buffer.jcc(.ae, to: native)
+        Self.unlessOnSegment(&buffer, stacks, scratch: .rax, goTo: native)
         buffer.mov(.b64, .rax, imm: globals)
         buffer.mov(.b64, .r11, .rsp)
         buffer.mov(.b64, .rsp, Memory(base: .rax, displacement: nativeRsp))
@@ -410,6 +394,16 @@ struct ProcRoutines {
         let bytes = buffer.bytes
         bytes.withUnsafeBytes { heap.write($0, at: cell) }
         return cell
+    }
+
+    /// Jumps to `label` unless rsp is on a proc segment (in `stacks`' range); uses `scratch`.
+    private static func unlessOnSegment(_ buffer: inout CodeBuffer, _ stacks: ProcStacks, scratch: GPR, goTo label: Label) {
+        buffer.mov(.b64, scratch, imm: Int64(Int(bitPattern: stacks.low)))
+        buffer.alu(.cmp, .b64, .rsp, scratch)
+        buffer.jcc(.b, to: label)
+        buffer.mov(.b64, scratch, imm: Int64(Int(bitPattern: stacks.high)))
+        buffer.alu(.cmp, .b64, .rsp, scratch)
+        buffer.jcc(.ae, to: label)
     }
 
     private static func pad(_ buffer: inout CodeBuffer) {
