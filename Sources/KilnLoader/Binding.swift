@@ -233,9 +233,7 @@ extension Loader {
             return target
         }
         guard let (target, binding) = callTarget(of: name) else {
-            let returnAddress = UnsafeRawPointer(bitPattern: framePointer + 8)!.load(as: UInt.self)
-            let caller = heap.owner(of: returnAddress - 1).map { " from $\($0.name)" } ?? ""
-            fail("\(crate.name): call to undefined symbol $\(name)\(caller)")
+            fail("\(crate.name): call to undefined symbol $\(name)\(callerName(frame: framePointer))")
         }
         version.toc.bindings[index] = binding
         statistics.bindings += 1
@@ -258,6 +256,14 @@ extension Loader {
             fail("internal error: no runtime entry $\(name)")
         }
         return routines.returnNothing
+    }
+
+    /// ` from $f` for the function whose frame is `frame` (a routine's rbp, so `[frame + 8]`
+    /// returns into `$f`), or "".
+    func callerName(frame: UInt) -> String {
+        guard frame != 0, frame % 8 == 0 else { return "" }
+        let returnAddress = UnsafeRawPointer(bitPattern: frame + 8)!.load(as: UInt.self)
+        return heap.owner(of: returnAddress &- 1).map { " from $\($0.name)" } ?? ""
     }
 
     /// Reports a fatal error of the running program with the backtrace of the calling

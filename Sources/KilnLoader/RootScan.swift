@@ -230,15 +230,17 @@ final class RootScan {
     /// Walks every parked proc's frames precisely and its segments conservatively.
     func scanParkedProcs(_ heap: CodeHeap, _ procs: ProcSystem) {
         var precise = Set<UInt>()
-        procs.forEachParkedStack({ _, _ in }, precise: { walkPrecisely(heap, procs, from: $0, into: &precise) })
-        procs.forEachParkedStack({ from, to in
-            var word = (from + 7) & ~7
-            while word + 8 <= to {
-                defer { word += 8 }
-                if precise.contains(word) { continue }
-                pinIfStackRoot(UnsafeRawPointer(bitPattern: word)!.load(as: UInt.self), at: word, below: to, in: heap)
+        procs.forEachParkedProc { proc, frame in
+            walkPrecisely(heap, procs, from: frame, into: &precise)
+            procs.forEachSegment(of: proc, from: proc.savedRsp.pointee) { from, to in
+                var word = (from + 7) & ~7
+                while word + 8 <= to {
+                    defer { word += 8 }
+                    if precise.contains(word) { continue }
+                    pinIfStackRoot(UnsafeRawPointer(bitPattern: word)!.load(as: UInt.self), at: word, below: to, in: heap)
+                }
             }
-        }, precise: { _ in })
+        }
     }
 
     /// Follows the rbp chain from `frame` through generated code, across segment
@@ -253,10 +255,9 @@ final class RootScan {
             let returnAddress = UnsafeRawPointer(bitPattern: frame + 8)!.load(as: UInt.self)
             if returnAddress != procs.routines.growReturn {
                 guard let block = heap.owner(of: returnAddress &- 1) else { break }
-                if block.frameEpoch != epoch || !precise.contains(frame + 8) {
+                if precise.insert(frame + 8).inserted {
                     frames.append(Frame(slot: frame + 8, block: block, offset: returnAddress - block.entry))
                     block.frameEpoch = epoch
-                    precise.insert(frame + 8)
                 }
             }
             let next = UnsafeRawPointer(bitPattern: frame)!.load(as: UInt.self)
@@ -333,7 +334,7 @@ final class RootScan {
         if let running = procs.running {
             procs.forEachSegment(of: running, from: procs.stacks.contains(sp) ? sp &- 128 : running.segment.base) { scan($0, $1) }
         }
-        procs.forEachParkedStack({ scan($0, $1) }, precise: { _ in })
+        procs.forEachParkedSegment { scan($0, $1) }
         if sp != 0 { scan(procGlobals.pointee.scheduler_rsp, procs.schedulerStackTop) }
     }
 }

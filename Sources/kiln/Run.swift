@@ -157,6 +157,7 @@ struct Run: ParsableCommand {
                 Host.atExit {
                     printError(statistics(loader))
                     if let heap = ManagedRuntime.statisticsText { printError(heap) }
+                    if let procs = loader.procStatisticsText { printError(procs) }
                 }
             }
             if perf { try loader.writePerfJitDump() }

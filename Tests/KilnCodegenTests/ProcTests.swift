@@ -130,9 +130,12 @@ private func writeProgram(_ text: String) throws -> String {
     /// A proc that spins in a loop of calls without waiting is preempted at a call once its
     /// time slice is over: main runs again, stops it, and the program ends.
     @Test(arguments: ["", "compact"]) func aSpinningProcIsPreempted(stress: String) throws {
-        let result = try runKiln(["run", example("preempt")], environment: ["KILN_STRESS": stress])
+        let result = try runKiln(["run", "--stats", example("preempt")], environment: ["KILN_STRESS": stress])
         #expect(result.status == 0, "\(result.error)")
         #expect(result.output == "main ran again while the spinner spun; the spinner stopped (spun: 1)\n")
+        // --stats counts the procs and the preemption.
+        #expect(result.error.contains("procs: 2 spawned, at most 2 alive, "), "\(result.error)")
+        #expect(!result.error.contains(" 0 preemptions"), "\(result.error)")
     }
 
     /// A reload while 100 procs wait inside the function it replaces: they finish in the old

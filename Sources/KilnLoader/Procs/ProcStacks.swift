@@ -34,9 +34,12 @@ final class ProcStacks {
     let high: UInt
     /// The next never-used byte of the range, handed out in blocks of the maximum order.
     private var cursor: UInt
-    /// Free blocks per order, and the order of each free block by address (for merging).
-    private var free: [[UInt]]
+    /// The order of each free block, by address: what says a block is free (for merging).
     private var freeOrder: [UInt: Int] = [:]
+    /// Free blocks per order, most recently freed last (their pages are the warmest). An
+    /// entry whose block was merged into a larger one since is left in place and skipped
+    /// when it comes up (its `freeOrder` no longer says so), so a merge costs no search.
+    private var free: [[UInt]]
     /// Bytes in segments handed out now.
     private(set) var bytesInUse = 0
     private(set) var segmentsInUse = 0
@@ -83,16 +86,23 @@ final class ProcStacks {
     /// A segment of `1 << order` bytes, or nil when the range is full.
     func allocate(order: Int) -> UInt? {
         var found = order
-        while found <= Self.maximumOrder, free[found].isEmpty { found += 1 }
+        var taken: UInt?
+        while taken == nil, found <= Self.maximumOrder {
+            if let candidate = free[found].popLast() {
+                if freeOrder[candidate] == found { taken = candidate }
+            } else {
+                found += 1
+            }
+        }
         var block: UInt
-        if found > Self.maximumOrder {
+        if let taken {
+            block = taken
+            freeOrder[block] = nil
+        } else {
             guard cursor + (1 << Self.maximumOrder) <= high else { return nil }
             block = cursor
             cursor += 1 << Self.maximumOrder
             found = Self.maximumOrder
-        } else {
-            block = free[found].removeLast()
-            freeOrder[block] = nil
         }
         // Split down to the order asked for; the upper halves go on the free lists.
         while found > order {
@@ -113,8 +123,7 @@ final class ProcStacks {
         var block = block, order = order
         while order < Self.maximumOrder {
             let buddy = low + ((block - low) ^ (1 << order))
-            guard freeOrder[buddy] == order, let position = free[order].lastIndex(of: buddy) else { break }
-            free[order].remove(at: position)
+            guard freeOrder[buddy] == order else { break }
             freeOrder[buddy] = nil
             block = min(block, buddy)
             order += 1
@@ -131,8 +140,7 @@ struct Segment {
     /// Offsets of the header's words.
     static let previousOffset = 0      // the segment below in the chain (0 for the first)
     static let returnRspOffset = 8     // where the stack pointer goes back to in the previous one
-    static let orderOffset = 16
-    static let topOffset = 24          // unused padding to 32
+    static let orderOffset = 16        // then 8 bytes of padding, to headerSize
 
     let base: UInt
 

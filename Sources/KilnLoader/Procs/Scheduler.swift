@@ -217,9 +217,9 @@ final class ProcSystem {
     private(set) var running: Proc?
     private var nextID = 1
     private var thread: pthread_t?
-    /// Figures for `--stats` and benchmarks.
+    /// Figures for `--stats` (`Loader.procStatisticsText`); switches are counted in
+    /// `kiln_procs.switches`, where the ticker reads them.
     private(set) var spawned = 0
-    private(set) var switches = 0
     private(set) var segmentsGrown = 0
     private(set) var preemptions = 0
     private(set) var peakProcs = 0
@@ -372,7 +372,6 @@ final class ProcSystem {
             guard let proc = nextRunnable() else {
                 loader.fail("every proc waits in $kiln.receive and none can send: proc \(main.id) (main) waits forever")
             }
-            switches += 1
             running = proc
             proc.state = .running
             proc.hasRun = true
@@ -707,12 +706,20 @@ final class ProcSystem {
 
     // MARK: Roots
 
+    /// `body(proc, frame)` for every proc that is parked (not running, not finished), with
+    /// the frame pointer `swap` saved for it: its service trampoline's frame, or 0 for a
+    /// proc that has not run yet.
+    func forEachParkedProc(_ body: (Proc, UInt) -> Void) {
+        for proc in procs.values where proc !== running && proc.state != .finished {
+            body(proc, UnsafeRawPointer(bitPattern: proc.savedRsp.pointee + 40)!.load(as: UInt.self))
+        }
+    }
+
     /// For the collector: `body(proc, frame, returnAddress)` with the innermost frame of
     /// generated code of every parked proc that has run (its service trampoline's caller).
     func forEachParkedFrame(_ body: (Proc, UInt, UInt) -> Void) {
-        for proc in procs.values where proc !== running && proc.state != .finished && proc.hasRun {
-            let trampolineFrame = UnsafeRawPointer(bitPattern: proc.savedRsp.pointee + 40)!.load(as: UInt.self)
-            guard trampolineFrame != 0 else { continue }
+        forEachParkedProc { proc, trampolineFrame in
+            guard proc.hasRun, trampolineFrame != 0 else { return }
             let frame = UnsafeRawPointer(bitPattern: trampolineFrame)!.load(as: UInt.self)
             let returnAddress = UnsafeRawPointer(bitPattern: trampolineFrame + 8)!.load(as: UInt.self)
             body(proc, frame, returnAddress)
@@ -744,14 +751,9 @@ final class ProcSystem {
         return 0
     }
 
-    /// Calls `body(low, high)` for the used part of every segment of every proc that is not
-    /// running, and `precise(framePointer)` with each one's innermost frame.
-    func forEachParkedStack(_ body: (UInt, UInt) -> Void, precise: (UInt) -> Void) {
-        for proc in procs.values where proc !== running && proc.state != .finished {
-            let saved = proc.savedRsp.pointee
-            precise(UnsafeRawPointer(bitPattern: saved + 40)!.load(as: UInt.self))
-            forEachSegment(of: proc, from: saved, body)
-        }
+    /// `body(low, high)` for the used part of every segment of every parked proc.
+    func forEachParkedSegment(_ body: (UInt, UInt) -> Void) {
+        forEachParkedProc { proc, _ in forEachSegment(of: proc, from: proc.savedRsp.pointee, body) }
     }
 
     /// `body(low, high)` for the used part of each segment of `proc`, innermost first, the
@@ -782,12 +784,14 @@ final class ProcSystem {
     }
 }
 
+
 extension Loader {
-    /// ` from $f` for the function whose frame is `frame` (a routine's rbp), or "".
-    func callerName(frame: UInt) -> String {
-        guard frame != 0, frame % 8 == 0 else { return "" }
-        let returnAddress = UnsafeRawPointer(bitPattern: frame + 8)!.load(as: UInt.self)
-        return heap.owner(of: returnAddress &- 1).map { " from $\($0.name)" } ?? ""
+    /// What the procs did, for `kiln run --stats`; nil when the loader runs without procs.
+    public var procStatisticsText: String? {
+        guard let procs = procSystem else { return nil }
+        return "procs: \(procs.spawned) spawned, at most \(procs.peakProcs) alive, "
+            + "\(procGlobals.pointee.switches) switches, \(procs.preemptions) preemptions, "
+            + "\(procs.segmentsGrown) segments grown through Swift, \(procs.stacks.bytesInUse) bytes of segments in use"
     }
 }
 
